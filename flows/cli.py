@@ -1,0 +1,224 @@
+"""The ``mlops`` command. Heavy libraries are imported inside the commands, so --help is instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="mlops",
+    help=(
+        "Scheduled, trustworthy retraining: Great Expectations validation, Keras and "
+        "scikit-learn candidates, MLflow tracking and registry, Prefect orchestration.\n\n"
+        "State lives under MLOPS_HOME (default ~/.mlops): an MLflow SQLite store, artifacts and "
+        "Prefect's database. MLFLOW_TRACKING_URI, MLOPS_ARTIFACT_URI and PREFECT_API_URL point "
+        "it at shared servers instead."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data", help="Data URI: builtin:digits, builtin:breast_cancer, or a .csv/.parquet path."
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")
+]
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and Prefect's full logs.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def train(
+    data: DataOption = "builtin:digits",
+    target: Annotated[str, typer.Option(help="Label column.")] = "target",
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Suite name in expectations/ or a path to a suite JSON [default: model name]."
+        ),
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Registered model name.")
+    ] = "digits",
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Most epochs of the Keras network (early stopping may end sooner).",
+        ),
+    ] = 60,
+    force: Annotated[
+        bool, typer.Option(help="Retrain even if an identical job already registered a version.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the training flow once, now: validate, train, evaluate, register, promote."""
+    settings = _prepare()
+    from flows.training import training_flow
+
+    result = _run(
+        training_flow,
+        data_uri=data,
+        target=target,
+        suite=suite,
+        model_name=model_name,
+        epochs=epochs,
+        force=force,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    metrics = result["metrics"]
+    typer.echo(
+        f"\n{result['model']} v{result['version']} ({result['family']}): "
+        f"accuracy {metrics['test_accuracy']:.4f}, F1 {metrics['test_f1_macro']:.4f}, "
+        f"ROC AUC {metrics['test_roc_auc_ovr']:.4f} on the test set\n"
+        f"Decision: {result['alias']}: {result['decision']}\n"
+        f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
+        f"Look at it: `mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
+    )
+
+
+@app.command()
+def validate(
+    data: DataOption = "builtin:digits",
+    suite: Annotated[
+        str, typer.Option(help="Suite name in expectations/ or a path to a suite JSON.")
+    ] = "digits",
+    as_json: JsonOption = False,
+) -> None:
+    """Check data against a Great Expectations suite, without training."""
+    settings = _prepare()
+    from tasks import data as data_module
+    from tasks import validation
+
+    def check() -> dict[str, Any]:
+        suite_path = validation.resolve_suite(suite, settings.suites_dir)
+        report = validation.validate_frame(data_module.load_frame(data), suite_path)
+        if not report.success:
+            raise validation.DataValidationError(report)
+        return report.to_dict()
+
+    report = _run(check)
+    if as_json:
+        _print_json(report)
+    else:
+        typer.echo(
+            f"Data passed suite '{report['suite']}' "
+            f"({report['evaluated']} expectations, {report['rows']} rows)"
+        )
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Registered model [default: all].")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List registered versions with their aliases and key metrics."""
+    settings = _prepare()
+    from tasks import registry
+
+    rows = _run(registry.describe_versions, settings, name)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo("No registered models yet: run `mlops train`.")
+        return
+    typer.echo(
+        f"{'model':<16}{'version':>8}  {'aliases':<22}{'family':<22}{'accuracy':>9}{'f1':>8}"
+    )
+    for row in rows:
+        metrics = row["metrics"]
+        typer.echo(
+            f"{row['model']:<16}{row['version']:>8}  {','.join(row['aliases']) or '-':<22}"
+            f"{row['family'] or '-':<22}{metrics.get('test_accuracy', float('nan')):>9.4f}"
+            f"{metrics.get('test_f1_macro', float('nan')):>8.4f}"
+        )
+
+
+def _prepare():
+    from tasks.settings import load_settings
+
+    settings = load_settings()
+    settings.prepare()
+    _configure_logging(_state["debug"])
+    return settings
+
+
+def _configure_logging(debug: bool) -> None:
+    """Our progress lines on stderr; tracebacks only with --debug."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
+    for name in ("tasks", "flows"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _run(function, *args, **kwargs):
+    """Call a command's work; a failure becomes one clear line on stderr and exit status 1."""
+    if not _state["debug"]:
+        _quiet_third_party()
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {_describe(exc)}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _quiet_third_party() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    for logger in [logging.root, *loggers]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler).__name__ == "PrefectConsoleHandler":
+                handler.addFilter(_drop_errors)
+
+
+def _drop_errors(record: logging.LogRecord) -> bool:
+    """Prefect logs a failure's traceback itself; without --debug we print one line instead."""
+    return record.levelno < logging.ERROR
+
+
+def _describe(exc: Exception) -> str:
+    from tasks.data import DataLoadError
+    from tasks.registry import RegistryError
+    from tasks.validation import DataValidationError, SuiteNotFoundError
+
+    if isinstance(exc, DataLoadError | DataValidationError | SuiteNotFoundError | RegistryError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,321 @@
+"""The training flow: load -> validate -> split -> fit -> evaluate -> register -> promote."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
+
+from tasks import data, evaluation, model_card, promotion, registry, training, validation
+from tasks.settings import Settings, load_settings
+
+# Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
+step = task(cache_policy=NO_CACHE)
+
+
+@step(name="load data")
+def load_data(settings: Settings, run_id: str, uri: str, suite: str) -> pd.DataFrame:
+    try:
+        return data.load_frame(uri)
+    except data.DataLoadError as exc:
+        report = validation.ValidationReport.for_unreadable(suite, str(exc))
+        registry.log_json(settings, run_id, report.to_dict(), "validation/result.json")
+        raise
+
+
+@step(name="snapshot data")
+def snapshot_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, uri: str, target: str
+) -> data.Snapshot:
+    snapshot = data.store_snapshot(frame, settings.artifact_root)
+    registry.log_dataset(settings, run_id, frame, uri, target, snapshot)
+    registry.log_params(
+        settings, run_id, {"data_sha256": snapshot.sha256, "data_snapshot": snapshot.uri}
+    )
+    return snapshot
+
+
+@step(name="validate data")
+def validate_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, suite_path: Path
+) -> validation.ValidationReport:
+    report = validation.validate_frame(frame, suite_path)
+    registry.log_json(settings, run_id, report.to_dict(), "validation/result.json")
+    registry.set_run_tags(settings, run_id, {"validation_success": str(report.success).lower()})
+    if not report.success:
+        raise validation.DataValidationError(report)
+    return report
+
+
+@step(name="split data")
+def split_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> data.Splits:
+    splits = data.split_frame(
+        frame, target, settings.test_size, settings.validation_size, settings.seed
+    )
+    registry.log_params(settings, run_id, splits.sizes())
+    return splits
+
+
+@step(name="detect device")
+def detect_device(settings: Settings, run_id: str) -> training.DeviceStrategy:
+    device = training.detect_device()
+    registry.log_params(settings, run_id, device.as_params())
+    return device
+
+
+@step(name="fit candidate", task_run_name="fit {family}")
+def fit_candidate(
+    settings: Settings, run_id: str, family: str, splits: data.Splits, epochs: int
+) -> Any:
+    estimator = training.fit_candidate(
+        training.build_candidate(family, epochs, settings.seed),
+        splits.X_train,
+        splits.y_train,
+        splits.X_val,
+        splits.y_val,
+    )
+    if hasattr(estimator, "history_"):
+        registry.log_history(settings, run_id, family, estimator.history_)
+        registry.log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
+    return estimator
+
+
+@step(name="evaluate candidates")
+def evaluate_candidates(
+    settings: Settings, run_id: str, candidates: dict[str, Any], splits: data.Splits
+) -> dict[str, dict[str, float]]:
+    scores = {
+        family: evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
+        for family, estimator in candidates.items()
+    }
+    for family, values in scores.items():
+        registry.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in values.items()})
+    return scores
+
+
+@step(name="cross-validate", task_run_name="cross-validate {family}")
+def cross_validate(
+    settings: Settings, run_id: str, family: str, splits: data.Splits, epochs: int
+) -> dict[str, float]:
+    values = evaluation.cross_validated_accuracy(
+        training.build_candidate(family, epochs, settings.seed),
+        pd.concat([splits.X_train, splits.X_val]),
+        pd.concat([splits.y_train, splits.y_val]),
+        settings.cv_folds,
+        settings.seed,
+    )
+    registry.log_metrics(settings, run_id, values)
+    return values
+
+
+@step(name="plot evaluation")
+def plot_evaluation(
+    settings: Settings, run_id: str, family: str, estimator: Any, splits: data.Splits
+) -> list[str]:
+    probabilities = estimator.predict_proba(splits.X_test)
+    predictions = estimator.classes_[probabilities.argmax(axis=1)]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        paths = [
+            evaluation.plot_confusion_matrix(
+                splits.y_test,
+                predictions,
+                estimator.classes_,
+                f"{family}: confusion matrix (test set)",
+                folder / "confusion_matrix.png",
+            ),
+            evaluation.plot_roc_curves(
+                splits.y_test,
+                probabilities,
+                estimator.classes_,
+                f"{family}: one-vs-rest ROC (test set)",
+                folder / "roc_curves.png",
+            ),
+        ]
+        registry.log_files(settings, run_id, paths, "plots")
+    return [f"plots/{path.name}" for path in paths]
+
+
+@step(name="score champion")
+def score_champion(settings: Settings, model_name: str, splits: data.Splits) -> dict[str, Any]:
+    """Re-score the current champion on this run's test set (None scores if it cannot be)."""
+    version = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    if version is None:
+        return {"version": None, "scores": None, "error": None}
+    try:
+        model = registry.load_model(settings, f"models:/{model_name}@{registry.CHAMPION}")
+        predictions = model.predict(splits.X_test)
+        classes = [c.removeprefix("probability_") for c in predictions.columns[1:]]
+        labels = splits.y_test.astype(str).to_numpy()
+        scores = evaluation.score_probabilities(
+            labels, predictions.iloc[:, 1:].to_numpy(), pd.Index(classes).to_numpy()
+        )
+    except Exception as exc:  # a champion of another schema cannot block the record of why
+        return {"version": version, "scores": None, "error": str(exc).splitlines()[0]}
+    return {"version": version, "scores": scores, "error": None}
+
+
+@step(name="decide promotion")
+def decide_promotion(
+    settings: Settings, challenger: dict[str, float], champion: dict[str, Any]
+) -> promotion.PromotionDecision:
+    policy = promotion.PromotionPolicy(
+        metric=settings.promotion_metric,
+        margin=settings.promotion_margin,
+        guards=settings.guard_metrics,
+        tolerance=settings.guard_tolerance,
+    )
+    return promotion.decide(
+        policy, challenger, champion["scores"], champion["version"], champion["error"]
+    )
+
+
+@step(name="register and promote")
+def register_and_promote(
+    settings: Settings,
+    run_id: str,
+    model_name: str,
+    facts: dict[str, Any],
+    estimator: Any,
+    splits: data.Splits,
+) -> registry.RegisteredVersion:
+    """Register the chosen candidate with its lineage, write its card, move the alias.
+
+    All or nothing: if the card, the tags or the alias fail, the new version is deleted.
+    """
+    decision: promotion.PromotionDecision = facts["decision"]
+    tags = {
+        "data_sha256": facts["snapshot"].sha256,
+        "validation_suite": facts["validation"].suite,
+        "validation_success": str(facts["validation"].success).lower(),
+        "drift_detected": "false",
+        "flow_run_id": facts["flow_run_id"],
+        "model_family": facts["family"],
+    }
+    if facts["git_commit"]:
+        tags["git_commit"] = facts["git_commit"]
+    version = registry.register_model(
+        settings,
+        run_id,
+        model_name,
+        estimator,
+        splits.features,
+        splits.X_test.head(5),
+        tags,
+        description=f"{facts['family']}: {decision.alias} ({decision.reason})",
+    )
+    try:
+        card = model_card.render(
+            model_card.CardFacts(
+                model=model_name,
+                version=version.version,
+                run_id=run_id,
+                family=facts["family"],
+                data_uri=facts["data_uri"],
+                snapshot=facts["snapshot"],
+                validation=facts["validation"],
+                scores=facts["scores"],
+                cross_validation=facts["cross_validation"],
+                decision=decision,
+                plots=facts["plots"],
+                device=facts["device"].as_params(),
+            )
+        )
+        registry.log_text(settings, run_id, card, "model_card/model_card.md")
+        registry.log_json(settings, run_id, decision.as_dict(), "promotion/decision.json")
+        decision_tags = {
+            "promotion_decision": decision.alias,
+            "promotion_reason": decision.reason[:5000],
+            "promotion_rule": decision.rule,
+            "promotion_champion_version": decision.champion_version or "none",
+        }
+        registry.set_version_tags(settings, model_name, version.version, decision_tags)
+        registry.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
+        registry.set_alias(settings, model_name, decision.alias, version.version)
+    except BaseException:
+        registry.delete_version(settings, version)
+        raise
+    return version
+
+
+@flow(name="training")
+def training_flow(
+    data_uri: Annotated[str, Field(description="builtin:NAME, a .csv or .parquet path")] = (
+        "builtin:digits"
+    ),
+    target: Annotated[str, Field(description="label column")] = "target",
+    suite: Annotated[str | None, Field(description="suite name or path; default: model")] = None,
+    model_name: Annotated[str, Field(description="registered model name")] = "digits",
+    epochs: Annotated[int, Field(ge=1, le=10_000, description="max epochs")] = 60,
+    force: Annotated[bool, Field(description="retrain even if identical")] = False,
+) -> dict[str, Any]:
+    """Validate the data, train the candidates, register the best and decide on champion."""
+    from prefect.runtime import flow_run
+
+    settings = load_settings()
+    settings.prepare()
+    suite_path = validation.resolve_suite(suite or model_name, settings.suites_dir)
+    run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}
+    with registry.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
+        registry.log_params(
+            settings,
+            run_id,
+            {"data_uri": data_uri, "target": target, "suite": suite_path.stem, "epochs": epochs},
+        )
+        frame = load_data(settings, run_id, data_uri, suite_path.stem)
+        snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
+        report = validate_data(settings, run_id, frame, suite_path)
+        splits = split_data(settings, run_id, frame, target)
+        device = detect_device(settings, run_id)
+        candidates = {
+            family: fit_candidate(settings, run_id, family, splits, epochs)
+            for family in training.CANDIDATES
+        }
+        scores = evaluate_candidates(settings, run_id, candidates, splits)
+        family = evaluation.best_candidate(scores, settings.promotion_metric)
+        registry.log_metrics(settings, run_id, scores[family])
+        cross_validation = cross_validate(settings, run_id, family, splits, epochs)
+        plots = plot_evaluation(settings, run_id, family, candidates[family], splits)
+        champion = score_champion(settings, model_name, splits)
+        decision = decide_promotion(settings, scores[family], champion)
+        facts = {
+            "family": family,
+            "data_uri": data_uri,
+            "snapshot": snapshot,
+            "validation": report,
+            "scores": scores,
+            "cross_validation": cross_validation,
+            "plots": plots,
+            "decision": decision,
+            "device": device,
+            "flow_run_id": str(flow_run.id),
+            "git_commit": registry.code_version(),
+        }
+        version = register_and_promote(
+            settings, run_id, model_name, facts, candidates[family], splits
+        )
+    return {
+        "model": model_name,
+        "version": version.version,
+        "run_id": run_id,
+        "family": family,
+        "promoted": decision.promote,
+        "alias": decision.alias,
+        "decision": decision.reason,
+        "champion_version": registry.alias_holder(settings, model_name, registry.CHAMPION),
+        "previous_champion_version": decision.champion_version,
+        "metrics": scores[family],
+        "champion_metrics": decision.champion,
+        "cross_validation": cross_validation,
+        "data_sha256": snapshot.sha256,
+        "validation": {"suite": report.suite, "success": report.success},
+        "drift": {"detected": False, "checked": False},
+        "device": asdict(device),
+        "skipped": False,
+    }

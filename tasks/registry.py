@@ -1,0 +1,340 @@
+"""MLflow: tracking runs, logging, model registration, aliases and their tags."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.settings import PROJECT_ROOT, Settings
+
+logger = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+MODEL_CODE = Path(__file__).with_name("classifier_model.py")
+
+
+class RegistryError(Exception):
+    """The tracking store or the registry refused or could not do what was asked."""
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    source: str
+
+
+def client(settings: Settings):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.resolved_tracking_uri)
+
+
+def experiment_id(settings: Settings, name: str) -> str:
+    """The experiment of a model, created with its artifacts under the platform's artifact root."""
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = f"{settings.resolved_artifact_uri.rstrip('/')}/mlflow/{name}"
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+@contextmanager
+def tracking_run(
+    settings: Settings, experiment: str, run_name: str, tags: dict[str, str]
+) -> Iterator[str]:
+    """An MLflow run that ends FINISHED, or FAILED with the reason when the body raises."""
+    mlflow_client = client(settings)
+    run = mlflow_client.create_run(
+        experiment_id(settings, experiment), run_name=run_name, tags=tags
+    )
+    run_id = run.info.run_id
+    logger.info("MLflow run %s (%s)", run_id, run_name)
+    try:
+        yield run_id
+    except BaseException as exc:
+        mlflow_client.set_tag(run_id, "mlops.failure", _one_line(exc))
+        mlflow_client.set_terminated(run_id, status="FAILED")
+        raise
+    mlflow_client.set_terminated(run_id, status="FINISHED")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+
+
+def log_params(settings: Settings, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    client(settings).log_batch(
+        run_id, params=[Param(key, str(value)[:6000]) for key, value in params.items()]
+    )
+
+
+def log_metrics(
+    settings: Settings, run_id: str, values: dict[str, float], step: int | None = None
+) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client(settings).log_batch(
+        run_id, metrics=[Metric(key, float(v), now, step or 0) for key, v in values.items()]
+    )
+
+
+def log_history(settings: Settings, run_id: str, prefix: str, history: dict[str, list[float]]):
+    """Per-epoch curves, one step per epoch, so MLflow draws them as charts."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    entries = [
+        Metric(f"{prefix}.{name}", value, now, epoch)
+        for name, values in history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    mlflow_client = client(settings)
+    for start in range(0, len(entries), 1000):  # the store's batch limit
+        mlflow_client.log_batch(run_id, metrics=entries[start : start + 1000])
+
+
+def log_json(settings: Settings, run_id: str, payload: Any, artifact_file: str) -> None:
+    client(settings).log_dict(run_id, payload, artifact_file)
+
+
+def log_text(settings: Settings, run_id: str, text: str, artifact_file: str) -> None:
+    client(settings).log_text(run_id, text, artifact_file)
+
+
+def log_files(settings: Settings, run_id: str, paths: list[Path], artifact_path: str) -> None:
+    mlflow_client = client(settings)
+    for path in paths:
+        mlflow_client.log_artifact(run_id, str(path), artifact_path)
+
+
+def log_dataset(
+    settings: Settings, run_id: str, frame: pd.DataFrame, name: str, target: str, snapshot
+) -> None:
+    """The run's input dataset: its schema, the stored snapshot and the sha256 of its rows."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = mlflow.data.from_pandas(
+        frame, source=snapshot.uri, targets=target, name=name, digest=snapshot.sha256[:12]
+    )
+    client(settings).log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(
+                dataset=dataset._to_mlflow_entity(),
+                tags=[InputTag("mlflow.data.context", "training")],
+            )
+        ],
+    )
+
+
+def code_version() -> str | None:
+    """The git commit of the platform's code, where it runs from a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def pip_requirements(kind: str) -> list[str]:
+    """Pinned requirements of a registered model, so MLflow need not infer them (~14 s)."""
+    names = ["mlflow", "pandas", "numpy", "scikit-learn"]
+    if kind == "keras":
+        import keras
+
+        names.append("keras")
+        backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[
+            keras.backend.backend()
+        ]
+        names.append(
+            "tensorflow-cpu"
+            if backend == "tensorflow" and _installed("tensorflow-cpu")
+            else backend
+        )
+    else:
+        names.append("joblib")
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def register_model(
+    settings: Settings,
+    run_id: str,
+    name: str,
+    estimator: Any,
+    features: list[str],
+    example: pd.DataFrame,
+    tags: dict[str, str],
+    description: str,
+) -> RegisteredVersion:
+    """Log the estimator as an MLflow pyfunc model on the run and register it as a new version.
+
+    The version carries the lineage tags from the start; if anything after the model was
+    logged fails, the half-made version is deleted so the registry never holds it.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    kind = "keras" if hasattr(estimator, "model_") else "sklearn"
+    mlflow_client = client(settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = _save_estimator(estimator, kind, features, Path(scratch))
+        predictions = _predict_frame(estimator, example[features])
+        signature = infer_signature(example[features], predictions)
+        mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+        # log_model writes to the active run only; resume ours, then put its status back.
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_CODE),
+                artifacts=artifacts,
+                signature=signature,
+                pip_requirements=pip_requirements(kind),
+            )
+        mlflow_client.update_run(run_id, status="RUNNING")
+    version = None
+    try:
+        if mlflow_client.search_registered_models(filter_string=f"name = '{name}'") == []:
+            mlflow_client.create_registered_model(
+                name, description=f"Classifier trained by the mlops training flow ({name})."
+            )
+        version = mlflow_client.create_model_version(
+            name,
+            source=info.model_uri,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+            model_id=info.model_id,
+        )
+    except Exception as exc:
+        if version is not None:
+            mlflow_client.delete_model_version(name, version.version)
+        raise RegistryError(f"could not register {name}: {_one_line(exc)}") from exc
+    logger.info("Registered %s version %s", name, version.version)
+    return RegisteredVersion(name, str(version.version), run_id, info.model_uri)
+
+
+def _save_estimator(estimator: Any, kind: str, features: list[str], folder: Path) -> dict:
+    meta = {"kind": kind, "features": features, "classes": _plain(estimator.classes_)}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    if kind == "keras":
+        path = folder / "network.keras"
+        estimator.model_.save(path)
+    else:
+        import joblib
+
+        path = folder / "estimator.joblib"
+        joblib.dump(estimator, path)
+    return {"meta": str(folder / "meta.json"), "estimator": str(path)}
+
+
+def _predict_frame(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    probabilities = estimator.predict_proba(frame)
+    out = pd.DataFrame(
+        probabilities, columns=[f"probability_{label}" for label in estimator.classes_]
+    )
+    out.insert(0, "prediction", estimator.predict(frame))
+    return out
+
+
+def _plain(values) -> list:
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def delete_version(settings: Settings, version: RegisteredVersion) -> None:
+    client(settings).delete_model_version(version.name, version.version)
+
+
+def alias_holder(settings: Settings, name: str, alias: str) -> str | None:
+    """The version that holds an alias, or None when none does (or the model is new)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client(settings).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_model(settings: Settings, uri: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    return mlflow.pyfunc.load_model(uri)
+
+
+def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
+    client(settings).set_registered_model_alias(name, alias, version)
+
+
+def set_version_tags(settings: Settings, name: str, version: str, tags: dict[str, str]) -> None:
+    mlflow_client = client(settings)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, version, key, value)
+
+
+def set_run_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
+    mlflow_client = client(settings)
+    for key, value in tags.items():
+        mlflow_client.set_tag(run_id, key, value)
+
+
+def describe_versions(settings: Settings, name: str | None) -> list[dict[str, Any]]:
+    """Every version of one model (or of all models): aliases, lineage tags, key metrics."""
+    mlflow_client = client(settings)
+    names = [name] if name else [m.name for m in mlflow_client.search_registered_models()]
+    rows = []
+    for model_name in names:
+        aliases: dict[str, list[str]] = {}
+        for alias, version in mlflow_client.get_registered_model(model_name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
+        for version in mlflow_client.search_model_versions(f"name = '{model_name}'"):
+            metrics = mlflow_client.get_run(version.run_id).data.metrics if version.run_id else {}
+            rows.append(
+                {
+                    "model": model_name,
+                    "version": str(version.version),
+                    "aliases": sorted(aliases.get(str(version.version), [])),
+                    "status": version.status,
+                    "run_id": version.run_id,
+                    "created": version.creation_timestamp,
+                    "family": version.tags.get("model_family"),
+                    "tags": dict(version.tags),
+                    "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "cv_"))},
+                }
+            )
+    return sorted(rows, key=lambda r: (r["model"], int(r["version"])))

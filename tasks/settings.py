@@ -1,0 +1,86 @@
+"""Platform settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the platform keeps its state, and the knobs of the training job.
+
+    Standard names (``MLFLOW_TRACKING_URI``, ``PREFECT_API_URL``) come first so that an
+    existing MLflow or Prefect setup is picked up as it is; everything else is ``MLOPS_*``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.mlops"), description="State of the embedded default.")
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking store; default: SQLite under the home.",
+    )
+    artifact_uri: str | None = Field(
+        default=None, description="Artifact root; default: a folder under the home."
+    )
+    prefect_api_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREFECT_API_URL"),
+        description="Prefect API; default: Prefect's ephemeral local API.",
+    )
+    suites_dir: Path = Field(
+        default=PROJECT_ROOT / "expectations",
+        description="Folder of Great Expectations suites (data contracts).",
+    )
+    seed: int = Field(default=42, description="Seed of splits, initialisation and folds.")
+    test_size: float = Field(default=0.2, gt=0, lt=0.5)
+    validation_size: float = Field(default=0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    promotion_metric: str = Field(default="test_accuracy")
+    promotion_margin: float = Field(default=0.0, ge=0)
+    guard_metrics: tuple[str, ...] = Field(default=("test_f1_macro", "test_roc_auc_ovr"))
+    guard_tolerance: float = Field(default=0.01, ge=0)
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        return self.artifact_uri or (self.home_dir / "artifacts").as_uri()
+
+    @property
+    def artifact_root(self) -> Path:
+        """Local folder of the artifact root (S3 roots are handled by the storage module)."""
+        uri = self.resolved_artifact_uri
+        return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
+
+    def prepare(self) -> None:
+        """Create the home and point MLflow and Prefect at it; called once by each entry point."""
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        if self.artifact_uri is None or self.resolved_artifact_uri.startswith("file:"):
+            self.artifact_root.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", self.resolved_tracking_uri)
+        # Prefect's own state sits beside MLflow's, and a closed network must not make it
+        # log telemetry errors.
+        os.environ.setdefault("PREFECT_HOME", str(self.home_dir / "prefect"))
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def load_settings() -> Settings:
+    return Settings()

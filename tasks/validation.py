@@ -1,0 +1,266 @@
+"""Great Expectations: suites from expectations/, validation runs and their reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_SAMPLE_SIZE = 5
+
+
+class SuiteNotFoundError(Exception):
+    """No suite by that name in the suites folder, and no such file."""
+
+
+class DataValidationError(Exception):
+    """The data broke its suite; carries the report."""
+
+    def __init__(self, report: ValidationReport):
+        super().__init__(report.summary())
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExpectationFailure:
+    """One failed expectation, with the row-level detail a person needs to find the rows."""
+
+    expectation: str
+    column: str | None
+    detail: str
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    sample_values: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = self.column if self.column is not None else "table"
+        return f"{where}: {self.expectation}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What a suite said about one DataFrame."""
+
+    suite: str
+    success: bool
+    evaluated: int
+    failed: int
+    rows: int
+    failures: list[ExpectationFailure]
+
+    def summary(self) -> str:
+        if self.evaluated == 0:
+            return f"Data could not be read: {self.failures[0].detail}"
+        if self.success:
+            return (
+                f"Data passed suite '{self.suite}' "
+                f"({self.evaluated} expectations, {self.rows} rows)"
+            )
+        lines = [
+            f"Data rejected by suite '{self.suite}': {self.failed} of {self.evaluated} "
+            f"expectations failed on {self.rows} rows"
+        ]
+        lines += [f"  - {failure.describe()}" for failure in self.failures]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def for_unreadable(cls, suite: str, error: str) -> ValidationReport:
+        """The report of data that could not even be parsed into a table."""
+        failure = ExpectationFailure(expectation="readable_table", column=None, detail=error)
+        return cls(suite=suite, success=False, evaluated=0, failed=1, rows=0, failures=[failure])
+
+
+def resolve_suite(name_or_path: str, suites_dir: Path) -> Path:
+    """A suite name means ``<suites_dir>/<name>.json``; anything with a suffix is a path."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".json" or candidate.parent != Path("."):
+        if candidate.is_file():
+            return candidate
+        raise SuiteNotFoundError(f"suite file not found: {candidate}")
+    path = suites_dir / f"{name_or_path}.json"
+    if path.is_file():
+        return path
+    known = sorted(p.stem for p in suites_dir.glob("*.json"))
+    raise SuiteNotFoundError(
+        f"no suite named {name_or_path!r} in {suites_dir} (known: {', '.join(known) or 'none'}); "
+        "pass --suite NAME or a path to a suite JSON file"
+    )
+
+
+def validate_frame(frame: pd.DataFrame, suite_path: Path) -> ValidationReport:
+    """Run a Great Expectations suite over a DataFrame and explain every failure."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    spec = json.loads(suite_path.read_text())
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=spec["name"], expectations=spec["expectations"], meta=spec.get("meta")
+        )
+    )
+    batch = (
+        context.data_sources.add_pandas("frame")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("all rows")
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    failures = _merge_missing_columns(
+        [
+            _explain(frame, r.expectation_config.type, r.expectation_config.kwargs, r)
+            for r in result.results
+            if not r.success
+        ]
+    )
+    report = ValidationReport(
+        suite=suite.name,
+        success=bool(result.success),
+        evaluated=len(result.results),
+        failed=sum(not r.success for r in result.results),
+        rows=len(frame),
+        failures=failures,
+    )
+    logger.info(report.summary())
+    return report
+
+
+def _merge_missing_columns(failures: list[ExpectationFailure]) -> list[ExpectationFailure]:
+    """One line per missing column instead of one per expectation on it; table checks first."""
+    missing: dict[str, int] = {}
+    kept = []
+    for failure in failures:
+        if failure.column is not None and failure.detail == "column is missing":
+            missing[failure.column] = missing.get(failure.column, 0) + 1
+        else:
+            kept.append(failure)
+    kept += [
+        ExpectationFailure(
+            expectation=f"{count} column expectation{'s' if count > 1 else ''}",
+            column=column,
+            detail="column is missing",
+        )
+        for column, count in missing.items()
+    ]
+    return sorted(kept, key=lambda f: (f.column is not None, f.column or "", f.expectation))
+
+
+def _explain(frame: pd.DataFrame, kind: str, kwargs: dict, result: Any) -> ExpectationFailure:
+    column = kwargs.get("column")
+    observed = result.result or {}
+    base = {"expectation": kind, "column": column, "element_count": len(frame)}
+    if column is not None and column not in frame.columns:
+        return ExpectationFailure(**base, detail="column is missing")
+    if kind.startswith("expect_table_columns_to_match"):
+        expected = list(kwargs.get("column_list") or kwargs.get("column_set") or [])
+        actual = [str(c) for c in frame.columns]
+        missing = [c for c in expected if c not in actual]
+        extra = [c for c in actual if c not in expected]
+        parts = [f"missing {_short(missing)}"] if missing else []
+        parts += [f"unexpected {_short(extra)}"] if extra else []
+        detail = "; ".join(parts) or "columns are out of order"
+        return ExpectationFailure(**base, detail=detail)
+    if kind == "expect_table_row_count_to_be_between":
+        bounds = _bounds(kwargs)
+        return ExpectationFailure(**base, detail=f"{len(frame)} rows, expected {bounds}")
+    if kind in ("expect_column_min_to_be_between", "expect_column_max_to_be_between"):
+        return _explain_extreme(frame[column], kind, kwargs, observed, base)
+    if kind == "expect_column_values_to_be_in_type_list":
+        return _explain_type(frame[column], kwargs, base)
+    if kind.startswith("expect_column_distinct_values_to"):
+        present = set(pd.unique(frame[column].dropna()).tolist())
+        expected = set(kwargs.get("value_set") or [])
+        missing, unseen = sorted(expected - present), sorted(present - expected, key=str)
+        parts = []
+        if missing:
+            parts.append(f"values never seen: {_short(missing)}")
+        if unseen and kind != "expect_column_distinct_values_to_contain_set":
+            parts.append(f"unexpected values: {_short(unseen)}")
+        return ExpectationFailure(**base, detail="; ".join(parts) or f"observed {observed}")
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        message = str(result.exception_info.get("exception_message", "")).splitlines()[0]
+        return ExpectationFailure(**base, detail=f"could not be evaluated: {message}")
+    count = observed.get("unexpected_count")
+    samples = _plain(observed.get("partial_unexpected_list") or [])[:_SAMPLE_SIZE]
+    if count is not None:
+        detail = f"{count} of {len(frame)} rows unexpected"
+        if samples:
+            detail += f" (e.g. {_short(samples)})"
+        return ExpectationFailure(
+            **base, detail=detail, unexpected_count=int(count), sample_values=samples
+        )
+    return ExpectationFailure(**base, detail=f"observed {observed.get('observed_value')!r}")
+
+
+def _explain_extreme(
+    values: pd.Series, kind: str, kwargs: dict, observed: dict, base: dict
+) -> ExpectationFailure:
+    """Min/max expectations judge one number; count the rows behind it only when they fail."""
+    if observed.get("observed_value") is None:
+        return ExpectationFailure(**base, detail="could not be computed: the column is not numeric")
+    numeric = pd.to_numeric(values, errors="coerce")
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    which = "min" if kind.endswith("min_to_be_between") else "max"
+    outside = pd.Series(False, index=values.index)
+    if which == "min" and low is not None:
+        outside |= numeric < low
+    if which == "max" and high is not None:
+        outside |= numeric > high
+    bound = f"below {low}" if which == "min" else f"above {high}"
+    samples = _plain(numeric[outside].head(_SAMPLE_SIZE).tolist())
+    detail = (
+        f"{which} is {_plain([observed['observed_value']])[0]}, expected {_bounds(kwargs)}; "
+        f"{int(outside.sum())} of {len(values)} rows {bound}"
+    )
+    if samples:
+        detail += f" (e.g. {_short(samples)})"
+    return ExpectationFailure(
+        **base, detail=detail, unexpected_count=int(outside.sum()), sample_values=samples
+    )
+
+
+def _explain_type(values: pd.Series, kwargs: dict, base: dict) -> ExpectationFailure:
+    numeric = pd.to_numeric(values, errors="coerce")
+    not_numeric = numeric.isna() & values.notna()
+    samples = _plain(values[not_numeric].head(_SAMPLE_SIZE).tolist())
+    detail = f"type is {values.dtype}, expected one of {_short(kwargs.get('type_list') or [])}"
+    if not_numeric.any():
+        detail += f"; {int(not_numeric.sum())} of {len(values)} rows are not numbers"
+        detail += f" (e.g. {_short(samples)})"
+    return ExpectationFailure(
+        **base,
+        detail=detail,
+        unexpected_count=int(not_numeric.sum()) or None,
+        sample_values=samples,
+    )
+
+
+def _bounds(kwargs: dict) -> str:
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
+
+
+def _plain(values: list) -> list:
+    """JSON-safe scalars (numpy numbers and NaN become plain Python values)."""
+    scalars = [value.item() if hasattr(value, "item") else value for value in values]
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in scalars]
+
+
+def _short(values: list, limit: int = 8) -> str:
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
