@@ -77,6 +77,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataLoadError(f"{path} has no header or rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataLoadError(f"{path} is not a well-formed CSV file: {_first_line(exc)}") from exc
+    _check_last_line(path, frame.shape[1])
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         for delimiter, name in _DELIMITERS.items():
@@ -86,6 +87,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
                     "CSV files must be comma-separated"
                 )
     return frame
+
+
+def _check_last_line(path: Path, columns: int) -> None:
+    """A file cut off mid-row parses (the missing fields become nulls); say what it is instead."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n") or columns < 2:
+        return
+    fields = tail.rsplit(b"\n", 1)[-1].count(b",") + 1
+    if fields < columns:
+        raise DataLoadError(
+            f"{path} looks truncated: its last line has {fields} of {columns} fields "
+            "and no line ending"
+        )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -67,11 +67,10 @@ class Settings(BaseSettings):
         return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
 
     def prepare(self) -> None:
-        """Create the home and point MLflow and Prefect at it; called once by each entry point."""
+        """Create the home and keep Prefect's state in it; called once by each entry point."""
         self.home_dir.mkdir(parents=True, exist_ok=True)
         if self.artifact_uri is None or self.resolved_artifact_uri.startswith("file:"):
             self.artifact_root.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("MLFLOW_TRACKING_URI", self.resolved_tracking_uri)
         # Prefect's own state sits beside MLflow's, and a closed network must not make it
         # log telemetry errors.
         os.environ.setdefault("PREFECT_HOME", str(self.home_dir / "prefect"))

@@ -14,6 +14,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 _SAMPLE_SIZE = 5
+_SHOWN = 20  # failures listed in a message; the report keeps them all
 
 
 class SuiteNotFoundError(Exception):
@@ -67,7 +68,9 @@ class ValidationReport:
             f"Data rejected by suite '{self.suite}': {self.failed} of {self.evaluated} "
             f"expectations failed on {self.rows} rows"
         ]
-        lines += [f"  - {failure.describe()}" for failure in self.failures]
+        lines += [f"  - {failure.describe()}" for failure in self.failures[:_SHOWN]]
+        if len(self.failures) > _SHOWN:
+            lines.append(f"  ... and {len(self.failures) - _SHOWN} more in validation/result.json")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,10 +222,10 @@ def _explain_extreme(
         outside |= numeric < low
     if which == "max" and high is not None:
         outside |= numeric > high
-    bound = f"below {low}" if which == "min" else f"above {high}"
+    bound = f"below {_number(low)}" if which == "min" else f"above {_number(high)}"
     samples = _plain(numeric[outside].head(_SAMPLE_SIZE).tolist())
     detail = (
-        f"{which} is {_plain([observed['observed_value']])[0]}, expected {_bounds(kwargs)}; "
+        f"{which} is {_number(_plain([observed['observed_value']])[0])}, expected {_bounds(kwargs)}; "
         f"{int(outside.sum())} of {len(values)} rows {bound}"
     )
     if samples:
@@ -251,8 +254,8 @@ def _explain_type(values: pd.Series, kwargs: dict, base: dict) -> ExpectationFai
 def _bounds(kwargs: dict) -> str:
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     if low is not None and high is not None:
-        return f"between {low} and {high}"
-    return f"at least {low}" if low is not None else f"at most {high}"
+        return f"between {_number(low)} and {_number(high)}"
+    return f"at least {_number(low)}" if low is not None else f"at most {_number(high)}"
 
 
 def _plain(values: list) -> list:
@@ -261,6 +264,13 @@ def _plain(values: list) -> list:
     return [None if isinstance(v, float) and math.isnan(v) else v for v in scalars]
 
 
+def _number(value: Any) -> str:
+    """255.0 reads as 255; strings keep their quotes so that '7' and 7 differ."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _short(values: list, limit: int = 8) -> str:
-    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
+    shown = ", ".join(_number(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"

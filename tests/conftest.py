@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated MLOPS_HOME, and data files a user might hand the platform."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+# Before any test imports TensorFlow, Prefect or MLflow: quiet, offline, no telemetry.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+_ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh MLOPS_HOME with the embedded defaults (SQLite store, local artifacts)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("MLOPS_HOME", str(path))
+    for name in _ISOLATED:
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits() -> pd.DataFrame:
+    from tasks.data import load_frame
+
+    return load_frame("builtin:digits")
+
+
+@pytest.fixture(scope="session")
+def bad_files(digits, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Files of the kinds users really send, each with the words its rejection must contain."""
+    folder = tmp_path_factory.mktemp("bad_files")
+    files: dict[str, tuple[Path, str]] = {}
+
+    def add(kind: str, words: str, frame: pd.DataFrame | None = None, text: str = ""):
+        path = folder / f"{kind}.csv"
+        if frame is not None:
+            frame.to_csv(path, index=False)
+        else:
+            path.write_text(text)
+        files[kind] = (path, words)
+
+    good = digits.to_csv(index=False)
+    add("empty", "is empty", text="")
+    add("semicolons", "semicolon-delimited", text=digits.to_csv(index=False, sep=";"))
+    add("truncated", "looks truncated", text=good[: len(good) // 2 - 7])
+
+    nulls = digits.copy()
+    nulls.loc[[3, 17, 40], "pixel_2_5"] = None
+    add("nulls", "pixel_2_5: expect_column_values_to_not_be_null: 3 of 1797 rows", nulls)
+
+    out_of_range = digits.copy()
+    out_of_range.loc[[5, 6], "pixel_4_4"] = 255
+    add("out_of_range", "pixel_4_4: expect_column_max_to_be_between", out_of_range)
+
+    text = digits.astype({"pixel_3_3": object})
+    text.loc[10, "pixel_3_3"] = "seven"
+    add("text_in_numeric", "pixel_3_3: expect_column_values_to_be_in_type_list", text)
+
+    missing_class = digits[digits["target"] != 7]
+    add("missing_class", "target: expect_column_distinct_values_to_contain_set", missing_class)
+
+    dropped = digits.drop(columns=["pixel_7_7"])
+    add("dropped_column", "pixel_7_7", dropped)
+    return files

@@ -1,0 +1,89 @@
+"""Data URIs, snapshots and splits: the plain functions, without Prefect or MLflow."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tasks.data import DataLoadError, frame_sha256, load_frame, split_frame, store_snapshot
+
+
+def test_builtin_digits_is_the_64_pixel_frame_with_labels(digits):
+    assert digits.shape == (1797, 65)
+    assert digits.columns[0] == "pixel_0_0" and digits.columns[-1] == "target"
+    assert sorted(digits["target"].unique()) == list(range(10))
+
+
+def test_csv_and_parquet_read_back_the_same_rows_and_hash(digits, tmp_path):
+    digits.astype("int64").to_csv(tmp_path / "d.csv", index=False)  # pixels as 0..16
+    digits.to_parquet(tmp_path / "d.parquet", index=False)
+    from_csv, from_parquet = load_frame(str(tmp_path / "d.csv")), load_frame(
+        str(tmp_path / "d.parquet")
+    )
+    assert from_csv.shape == from_parquet.shape == digits.shape
+    # The CSV reads back as int64, the builtin is float64: the same values hash alike.
+    assert (from_csv["pixel_0_2"].dtype, digits["pixel_0_2"].dtype) == ("int64", "float64")
+    assert frame_sha256(from_csv) == frame_sha256(from_parquet) == frame_sha256(digits)
+
+
+def test_sha256_changes_with_one_value_and_with_row_order(digits):
+    changed = digits.copy()
+    changed.iloc[100, 5] += 1
+    assert frame_sha256(changed) != frame_sha256(digits)
+    assert frame_sha256(digits.iloc[::-1]) != frame_sha256(digits)
+    assert frame_sha256(digits.rename(columns={"target": "label"})) != frame_sha256(digits)
+
+
+def test_snapshot_is_content_addressed_and_reads_back_exactly(digits, tmp_path):
+    snapshot = store_snapshot(digits, tmp_path)
+    path = tmp_path / "snapshots" / f"{snapshot.sha256}.parquet"
+    assert snapshot.uri == path.as_uri()
+    assert frame_sha256(pd.read_parquet(path)) == snapshot.sha256
+    assert store_snapshot(digits.copy(), tmp_path) == snapshot
+    assert [p.name for p in (tmp_path / "snapshots").iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("kind", ["empty", "semicolons", "truncated"])
+def test_unparseable_files_are_refused_with_what_is_wrong(bad_files, kind):
+    path, words = bad_files[kind]
+    with pytest.raises(DataLoadError, match=words):
+        load_frame(str(path))
+
+
+@pytest.mark.parametrize(
+    ("uri", "words"),
+    [
+        ("builtin:mnist", "unknown builtin dataset 'mnist'"),
+        ("/nowhere/data.csv", "data file not found"),
+        ("ftp://host/data.csv", "unsupported data URI scheme 'ftp://'"),
+        ("data.xlsx", "data file not found"),
+    ],
+)
+def test_bad_uris_name_the_problem(uri, words):
+    with pytest.raises(DataLoadError, match=words):
+        load_frame(uri)
+
+
+def test_damaged_parquet_is_refused(digits, tmp_path):
+    path = tmp_path / "d.parquet"
+    digits.to_parquet(path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(DataLoadError, match="not a readable Parquet file"):
+        load_frame(str(path))
+
+
+def test_split_is_stratified_disjoint_and_seeded(digits):
+    splits = split_frame(digits, "target", test_size=0.2, validation_size=0.2, seed=7)
+    assert splits.sizes() == {"rows_train": 1149, "rows_val": 288, "rows_test": 360}
+    indexes = [set(splits.X_train.index), set(splits.X_val.index), set(splits.X_test.index)]
+    assert sum(map(len, indexes)) == len(set().union(*indexes)) == len(digits)
+    shares = splits.y_test.value_counts(normalize=True)
+    assert (shares - digits["target"].value_counts(normalize=True)).abs().max() < 0.01
+    again = split_frame(digits, "target", test_size=0.2, validation_size=0.2, seed=7)
+    assert list(again.X_test.index) == list(splits.X_test.index)
+    assert "target" not in splits.features
+
+
+def test_split_names_a_missing_target_column(digits):
+    with pytest.raises(DataLoadError, match="target column 'label' is not in the data"):
+        split_frame(digits, "label", 0.2, 0.2, 0)

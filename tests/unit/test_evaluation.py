@@ -1,0 +1,68 @@
+"""Metrics, model choice, cross-validation and plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.baselines import build_baseline
+from tasks.evaluation import (
+    best_candidate,
+    cross_validated_accuracy,
+    plot_confusion_matrix,
+    plot_roc_curves,
+    score_probabilities,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_perfect_and_wrong_predictions_score_as_expected():
+    classes = np.array([0, 1, 2])
+    y = np.array([0, 1, 2, 2])
+    perfect = np.eye(3)[y]
+    assert set(score_probabilities(y, perfect, classes).values()) == {1.0}
+    wrong = np.eye(3)[[1, 2, 0, 0]]
+    worst = score_probabilities(y, wrong, classes)
+    assert worst["test_accuracy"] == 0.0 and worst["test_roc_auc_ovr"] < 0.5
+
+
+def test_binary_labels_use_the_positive_class_probability():
+    y = np.array(["no", "yes", "yes", "no"])
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    result = score_probabilities(y, probabilities, np.array(["no", "yes"]))
+    assert result["test_accuracy"] == 0.75
+    assert result["test_roc_auc_ovr"] == 0.75  # 3 of 4 (positive, negative) pairs ranked right
+
+
+def test_best_candidate_takes_the_highest_metric_and_the_first_on_ties():
+    scores = {"keras_mlp": {"a": 0.9}, "logistic_regression": {"a": 0.95}, "gb": {"a": 0.95}}
+    assert best_candidate(scores, "a") == "logistic_regression"
+
+
+def test_cross_validation_refits_a_fresh_copy(digits):
+    estimator = build_baseline("logistic_regression", seed=0)
+    result = cross_validated_accuracy(
+        estimator, digits.drop(columns="target"), digits["target"], folds=3, seed=0
+    )
+    assert 0.9 < result["cv_accuracy_mean"] <= 1.0 and result["cv_accuracy_std"] >= 0
+    assert not hasattr(estimator, "classes_")  # the one passed in stays unfitted
+
+
+def test_unknown_baseline_is_named():
+    with pytest.raises(ValueError, match="unknown baseline family 'svm'"):
+        build_baseline("svm", seed=0)
+
+
+def test_plots_are_png_images(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    probabilities = rng.dirichlet(np.ones(3), 60)
+    classes = np.array([0, 1, 2])
+    paths = [
+        plot_confusion_matrix(y, probabilities.argmax(1), classes, "cm", tmp_path / "cm.png"),
+        plot_roc_curves(y, probabilities, classes, "roc", tmp_path / "roc.png"),
+    ]
+    for path in paths:
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
