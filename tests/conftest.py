@@ -71,3 +71,25 @@ def bad_files(digits, tmp_path_factory) -> dict[str, tuple[Path, str]]:
     dropped = digits.drop(columns=["pixel_7_7"])
     add("dropped_column", "pixel_7_7", dropped)
     return files
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> str:
+    """A real Prefect API for the whole session (Prefect's test harness: a temporary server)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """An MLOPS_HOME shared by one test module: state built once, then examined by its tests."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(home))
+        patch.setenv("MLOPS_CV_FOLDS", "2")  # keeps a full run under a minute on two cores
+        for name in _ISOLATED:
+            patch.delenv(name, raising=False)
+        yield home

@@ -17,8 +17,9 @@ def test_builtin_digits_is_the_64_pixel_frame_with_labels(digits):
 def test_csv_and_parquet_read_back_the_same_rows_and_hash(digits, tmp_path):
     digits.astype("int64").to_csv(tmp_path / "d.csv", index=False)  # pixels as 0..16
     digits.to_parquet(tmp_path / "d.parquet", index=False)
-    from_csv, from_parquet = load_frame(str(tmp_path / "d.csv")), load_frame(
-        str(tmp_path / "d.parquet")
+    from_csv, from_parquet = (
+        load_frame(str(tmp_path / "d.csv")),
+        load_frame(str(tmp_path / "d.parquet")),
     )
     assert from_csv.shape == from_parquet.shape == digits.shape
     # The CSV reads back as int64, the builtin is float64: the same values hash alike.

@@ -15,7 +15,11 @@ def scores(accuracy: float, f1: float) -> dict[str, float]:
 
 def test_first_version_becomes_champion():
     decision = decide(POLICY, scores(0.9, 0.9), None, None)
-    assert (decision.promote, decision.alias, decision.reason) == (True, "champion", "no champion yet")
+    assert (decision.promote, decision.alias, decision.reason) == (
+        True,
+        "champion",
+        "no champion yet",
+    )
 
 
 def test_a_clear_gain_with_guards_held_promotes():
@@ -38,7 +42,10 @@ def test_a_worse_model_never_becomes_champion():
 
 def test_a_regressed_guard_blocks_promotion_despite_the_gain():
     decision = decide(POLICY, scores(0.99, 0.94), scores(0.96, 0.96), "3")
-    assert decision.alias == "challenger" and "guard test_f1_macro regressed by 0.0200" in decision.reason
+    assert (
+        decision.alias == "challenger"
+        and "guard test_f1_macro regressed by 0.0200" in decision.reason
+    )
 
 
 def test_an_unscorable_champion_is_kept_and_the_reason_recorded():

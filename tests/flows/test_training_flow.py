@@ -1,0 +1,161 @@
+"""The training flow under Prefect's test harness, against a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flows.training import training_flow
+from tasks.data import DataLoadError, frame_sha256
+from tasks.registry import describe_versions
+from tasks.settings import load_settings
+from tasks.validation import DataValidationError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_api, module_home):
+    """Two default runs in a row, as a newcomer's `make demo` twice."""
+    first = training_flow()
+    second = training_flow()
+    settings = load_settings()
+    return {"first": first, "second": second, "settings": settings}
+
+
+@pytest.fixture(scope="module")
+def client(trained) -> MlflowClient:
+    return MlflowClient(trained["settings"].resolved_tracking_uri)
+
+
+def registry_state(client: MlflowClient) -> dict:
+    """Everything a person would compare: versions, their tags and status, and the aliases."""
+    state = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        state[model.name] = {
+            "aliases": dict(model.aliases),
+            "versions": {v.version: (v.status, dict(v.tags)) for v in versions},
+        }
+    return state
+
+
+def test_two_runs_register_versions_1_and_2_with_exactly_one_champion(trained, client):
+    first, second = trained["first"], trained["second"]
+    assert (first["version"], second["version"]) == ("1", "2")
+    assert first["promoted"] and first["decision"] == "no champion yet"
+    aliases = {k: str(v) for k, v in client.get_registered_model("digits").aliases.items()}
+    assert aliases["champion"] == second["champion_version"]
+    assert aliases["champion"] == ("2" if second["promoted"] else "1")
+    if not second["promoted"]:
+        assert aliases["challenger"] == "2"
+    # The second run re-scored the first champion on its own test rows.
+    assert second["previous_champion_version"] == "1"
+    assert set(second["champion_metrics"]) == set(second["metrics"])
+
+
+def test_champion_reaches_the_accuracy_bar(trained, client):
+    champion = client.get_model_version_by_alias("digits", "champion")
+    metrics = client.get_run(champion.run_id).data.metrics
+    assert metrics["test_accuracy"] >= 0.97
+    for name in ("test_f1_macro", "test_precision_macro", "test_recall_macro", "test_roc_auc_ovr"):
+        assert 0.9 < metrics[name] <= 1.0
+    assert 0.9 < metrics["cv_accuracy_mean"] <= 1.0
+
+
+def test_champion_loads_through_pyfunc_and_predicts_from_a_frame(trained, digits):
+    mlflow.set_tracking_uri(trained["settings"].resolved_tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/digits@champion")
+    features = digits.drop(columns="target").iloc[:300]
+    predictions = model.predict(features)
+    assert list(predictions.columns) == ["prediction"] + [f"probability_{d}" for d in range(10)]
+    assert (predictions["prediction"].to_numpy() == digits["target"].iloc[:300]).mean() > 0.95
+    assert model.metadata.get_input_schema().input_names() == list(features.columns)
+
+
+def test_versions_carry_lineage_and_the_decision(trained, client, digits, prefect_api):
+    from prefect.client.orchestration import get_client
+
+    version = client.get_model_version("digits", trained["second"]["version"])
+    tags = version.tags
+    assert tags["data_sha256"] == frame_sha256(digits) == trained["second"]["data_sha256"]
+    assert tags["validation_suite"] == "digits"
+    assert tags["validation_success"] == "true"
+    assert tags["drift_detected"] == "false"
+    assert tags["promotion_decision"] in ("champion", "challenger")
+    assert tags["promotion_champion_version"] == "1"
+    assert "test_accuracy >= champion" in tags["promotion_rule"]
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(tags["flow_run_id"])
+    assert flow_run.state.is_completed()
+
+
+def test_run_holds_snapshot_metrics_per_epoch_plots_and_card(trained, client, tmp_path):
+    run_id = trained["first"]["run_id"]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    dataset = run.inputs.dataset_inputs[0].dataset
+    assert dataset.digest == trained["first"]["data_sha256"][:12]
+    snapshot = Path(run.data.params["data_snapshot"].removeprefix("file://"))
+    assert frame_sha256(pd.read_parquet(snapshot)) == trained["first"]["data_sha256"]
+    curve = client.get_metric_history(run_id, "keras_mlp.val_loss")
+    assert len(curve) > 5 and [m.step for m in curve[:3]] == [1, 2, 3]
+    for family in ("keras_mlp", "logistic_regression", "gradient_boosting"):
+        assert f"{family}.test_accuracy" in run.data.metrics
+    local = Path(client.download_artifacts(run_id, "", str(tmp_path)))
+    assert (local / "plots" / "confusion_matrix.png").stat().st_size > 5000
+    assert (local / "plots" / "roc_curves.png").stat().st_size > 5000
+    card = (local / "model_card" / "model_card.md").read_text()
+    assert card.startswith("# Model card: digits v1")
+    assert trained["first"]["data_sha256"] in card and "![plots/roc_curves.png]" in card
+    decision = json.loads((local / "promotion" / "decision.json").read_text())
+    assert decision["alias"] == "champion"
+
+
+BAD_KINDS = {
+    "empty": DataLoadError,
+    "semicolons": DataLoadError,
+    "truncated": DataLoadError,
+    "nulls": DataValidationError,
+    "out_of_range": DataValidationError,
+    "text_in_numeric": DataValidationError,
+    "missing_class": DataValidationError,
+    "dropped_column": DataValidationError,
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_KINDS))
+def test_bad_files_are_refused_and_the_registry_left_exactly_as_it_was(
+    trained, client, bad_files, kind, tmp_path
+):
+    path, words = bad_files[kind]
+    before = registry_state(client)
+    with pytest.raises(BAD_KINDS[kind]) as refused:
+        training_flow(data_uri=str(path))
+    assert words in str(refused.value)
+    assert registry_state(client) == before
+    experiment = client.get_experiment_by_name("digits")
+    (latest,) = client.search_runs(
+        [experiment.experiment_id], order_by=["start_time DESC"], max_results=1
+    )
+    assert latest.info.status == "FAILED"
+    assert latest.data.tags["mlops.data_uri"] == str(path)
+    result = json.loads(
+        Path(
+            client.download_artifacts(latest.info.run_id, "validation/result.json", str(tmp_path))
+        ).read_text()
+    )
+    assert result["success"] is False and result["failures"]
+
+
+def test_models_listing_shows_both_versions_with_aliases_and_metrics(trained):
+    rows = describe_versions(trained["settings"], "digits")
+    assert [row["version"] for row in rows[:2]] == ["1", "2"]
+    assert sum("champion" in row["aliases"] for row in rows) == 1
+    assert all(row["metrics"]["test_accuracy"] > 0.9 for row in rows)
+    assert rows[0]["family"] in ("keras_mlp", "logistic_regression", "gradient_boosting")
