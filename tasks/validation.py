@@ -224,8 +224,9 @@ def _explain_extreme(
         outside |= numeric > high
     bound = f"below {_number(low)}" if which == "min" else f"above {_number(high)}"
     samples = _plain(numeric[outside].head(_SAMPLE_SIZE).tolist())
+    extreme = _number(_plain([observed["observed_value"]])[0])
     detail = (
-        f"{which} is {_number(_plain([observed['observed_value']])[0])}, expected {_bounds(kwargs)}; "
+        f"{which} is {extreme}, expected {_bounds(kwargs)}; "
         f"{int(outside.sum())} of {len(values)} rows {bound}"
     )
     if samples:

@@ -73,7 +73,7 @@ def test_suite_by_name_or_path(tmp_path):
     copy = tmp_path / "mine.json"
     copy.write_text((SUITES / "digits.json").read_text())
     assert resolve_suite(str(copy), SUITES) == copy
-    with pytest.raises(SuiteNotFoundError, match="no suite named 'iris'.*known: breast_cancer"):
+    with pytest.raises(SuiteNotFoundError, match=r"no suite named 'iris'.*known: breast_cancer"):
         resolve_suite("iris", SUITES)
     with pytest.raises(SuiteNotFoundError, match="suite file not found"):
         resolve_suite(str(Path(tmp_path, "nope.json")), SUITES)
