@@ -201,8 +201,8 @@ def _quiet_third_party() -> None:
 
 
 def _drop_errors(record: logging.LogRecord) -> bool:
-    """Prefect logs a failure's traceback itself; without --debug we print one line instead."""
-    return record.levelno < logging.ERROR
+    """Prefect logs a failure, traceback and all; without --debug we print one message instead."""
+    return record.levelno < logging.ERROR and "in state Failed" not in record.getMessage()
 
 
 def _describe(exc: Exception) -> str:

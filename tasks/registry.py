@@ -229,7 +229,7 @@ def register_model(
         mlflow_client.update_run(run_id, status="RUNNING")
     version = None
     try:
-        if mlflow_client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        if not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
             mlflow_client.create_registered_model(
                 name, description=f"Classifier trained by the mlops training flow ({name})."
             )
@@ -316,6 +316,10 @@ def set_run_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
 def describe_versions(settings: Settings, name: str | None) -> list[dict[str, Any]]:
     """Every version of one model (or of all models): aliases, lineage tags, key metrics."""
     mlflow_client = client(settings)
+    if name and not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
+        raise RegistryError(
+            f"no registered model named {name!r} in {settings.resolved_tracking_uri}"
+        )
     names = [name] if name else [m.name for m in mlflow_client.search_registered_models()]
     rows = []
     for model_name in names:

@@ -137,7 +137,7 @@ def validate_frame(frame: pd.DataFrame, suite_path: Path) -> ValidationReport:
         rows=len(frame),
         failures=failures,
     )
-    logger.info(report.summary())
+    logger.info(report.summary().splitlines()[0])  # the detail goes to the error and the report
     return report
 
 

@@ -1,0 +1,139 @@
+"""The `mlops` command as a user runs it: a real process, its exit status, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [MLOPS, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_help_explains_every_command_without_loading_the_heavy_libraries():
+    done = mlops("--help")
+    assert done.returncode == 0
+    for command in ("train", "validate", "models"):
+        assert command in done.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, flows.cli; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(json.loads(probe.stdout.replace("'", '"')))
+    assert not loaded & {
+        "tensorflow",
+        "keras",
+        "mlflow",
+        "prefect",
+        "great_expectations",
+        "sklearn",
+    }
+
+
+def test_train_help_lists_the_options_of_the_interface():
+    done = mlops("train", "--help")
+    for option in (
+        "--data",
+        "--target",
+        "--suite",
+        "--model-name",
+        "--epochs",
+        "--force",
+        "--json",
+    ):
+        assert option in done.stdout
+
+
+def test_validate_passes_good_data(home):
+    done = mlops("validate", "--data", "builtin:digits", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["success"] is True and report["rows"] == 1797
+
+
+@pytest.mark.parametrize("kind", ["semicolons", "nulls", "out_of_range", "text_in_numeric"])
+def test_validate_rejects_bad_data_with_one_clear_message(home, bad_files, kind):
+    path, words = bad_files[kind]
+    done = mlops("validate", "--data", str(path))
+    assert done.returncode == 1
+    assert "error: " in done.stderr and words in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_suite_is_named(home):
+    done = mlops("validate", "--suite", "iris")
+    assert done.returncode == 1
+    assert "no suite named 'iris'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_epochs_are_refused_before_any_work(home):
+    done = mlops("train", "--epochs", "0")
+    assert done.returncode == 2 and "--epochs" in done.stderr
+    assert not (home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_train_json_then_models_on_another_dataset(module_home, prefect_api):
+    env = {"PREFECT_API_URL": prefect_api}
+    args = ["--data", "builtin:breast_cancer", "--model-name", "breast_cancer", "--epochs", "10"]
+    done = mlops("train", *args, "--json", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("model", "version", "run_id", "promoted", "champion_version", "data_sha256"):
+        assert key in result
+    assert (result["model"], result["version"], result["champion_version"]) == (
+        "breast_cancer",
+        "1",
+        "1",
+    )
+    assert set(result["metrics"]) == {
+        "test_accuracy",
+        "test_f1_macro",
+        "test_precision_macro",
+        "test_recall_macro",
+        "test_roc_auc_ovr",
+    }
+    assert result["metrics"]["test_accuracy"] > 0.9
+    assert result["drift"]["detected"] is False and result["skipped"] is False
+    listed = mlops("models", "breast_cancer", "--json")
+    (row,) = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert row["aliases"] == ["champion"] and row["version"] == "1"
+
+
+@pytest.mark.slow
+def test_train_on_rejected_data_fails_cleanly_and_registers_nothing(
+    module_home, prefect_api, bad_files
+):
+    path, words = bad_files["out_of_range"]
+    done = mlops(
+        "train",
+        "--data",
+        str(path),
+        "--model-name",
+        "rejected",
+        "--suite",
+        "digits",
+        env={"PREFECT_API_URL": prefect_api},
+    )
+    assert done.returncode == 1
+    assert words in done.stderr and "2 of 1797 rows above 16" in done.stderr
+    assert "Traceback" not in done.stderr
+    listed = mlops("models", "rejected", "--json")
+    assert listed.returncode == 1
+    assert "no registered model named 'rejected'" in listed.stderr
