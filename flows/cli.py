@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,7 +25,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+suite_app = typer.Typer(help="Great Expectations suites: the data contracts in expectations/.")
+app.add_typer(suite_app, name="suite")
+
 _state = {"debug": False}
+
+
+class DriftMode(StrEnum):
+    warn = "warn"
+    fail = "fail"
+
 
 DataOption = Annotated[
     str,
@@ -66,6 +77,10 @@ def train(
             help="Most epochs of the Keras network (early stopping may end sooner).",
         ),
     ] = 60,
+    drift: Annotated[
+        DriftMode,
+        typer.Option(help="On drift from the champion's training data: warn, or fail first."),
+    ] = DriftMode.warn,
     force: Annotated[
         bool, typer.Option(help="Retrain even if an identical job already registered a version.")
     ] = False,
@@ -82,6 +97,7 @@ def train(
         suite=suite,
         model_name=model_name,
         epochs=epochs,
+        drift_mode=drift.value,
         force=force,
     )
     if as_json:
@@ -93,6 +109,7 @@ def train(
         f"accuracy {metrics['test_accuracy']:.4f}, F1 {metrics['test_f1_macro']:.4f}, "
         f"ROC AUC {metrics['test_roc_auc_ovr']:.4f} on the test set\n"
         f"Decision: {result['alias']}: {result['decision']}\n"
+        f"Drift: {_drift_line(result['drift'])}\n"
         f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
         f"Look at it: `mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
     )
@@ -126,6 +143,48 @@ def validate(
             f"Data passed suite '{report['suite']}' "
             f"({report['evaluated']} expectations, {report['rows']} rows)"
         )
+
+
+def _drift_line(report: dict[str, Any]) -> str:
+    if not report["checked"]:
+        return f"not checked ({report['reason']})"
+    drifted = report["drifted_features"]
+    if not drifted:
+        return f"none against {report['reference']}"
+    return f"{len(drifted)} features against {report['reference']} ({', '.join(drifted[:5])}...)"
+
+
+@suite_app.command("suggest")
+def suite_suggest(
+    data: DataOption,
+    name: Annotated[str, typer.Option(help="Suite name (and model name it will serve).")],
+    target: Annotated[
+        str | None, typer.Option(help="Label column: its value set, every label required.")
+    ] = "target",
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write [default: expectations/NAME.json].")
+    ] = None,
+) -> None:
+    """Infer a suite from good reference data: columns, types, ranges, nulls, value sets."""
+    settings = _prepare()
+    from tasks import data as data_module
+    from tasks import validation
+
+    def suggest() -> Path:
+        frame = data_module.load_frame(data)
+        label = target if target in frame.columns else None
+        suite = validation.suggest_suite(frame, name, label)
+        path = out or settings.suites_dir / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(suite, indent=2) + "\n")
+        report = validation.validate_frame(frame, path)
+        if not report.success:  # a suite must accept the data it came from
+            path.unlink()
+            raise validation.DataValidationError(report)
+        return path
+
+    path = _run(suggest)
+    typer.echo(f"Wrote {path}: review it, then commit it beside the code.")
 
 
 @app.command()

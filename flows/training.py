@@ -5,14 +5,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from tasks import data, evaluation, model_card, promotion, registry, training, validation
+from tasks import data, drift, evaluation, model_card, promotion, registry, training, validation
 from tasks.settings import Settings, load_settings
 
 # Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
@@ -41,15 +41,75 @@ def snapshot_data(
     return snapshot
 
 
+def publish_report(
+    settings: Settings, run_id: str, key: str, markdown: str, payload: dict[str, Any]
+) -> None:
+    """A report in both places a person looks: the MLflow run and the Prefect flow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    registry.log_json(settings, run_id, payload, f"{key}/result.json")
+    registry.log_text(settings, run_id, markdown, f"{key}/report.md")
+    create_markdown_artifact(markdown=markdown, key=f"{key}-report", description=key)
+
+
 @step(name="validate data")
 def validate_data(
     settings: Settings, run_id: str, frame: pd.DataFrame, suite_path: Path
 ) -> validation.ValidationReport:
     report = validation.validate_frame(frame, suite_path)
-    registry.log_json(settings, run_id, report.to_dict(), "validation/result.json")
+    publish_report(settings, run_id, "validation", report.to_markdown(), report.to_dict())
     registry.set_run_tags(settings, run_id, {"validation_success": str(report.success).lower()})
     if not report.success:
         raise validation.DataValidationError(report)
+    return report
+
+
+@step(name="profile data")
+def profile_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> dict:
+    """The profile every version keeps of its training data, for later drift checks."""
+    profile = drift.build_profile(frame, target, settings.drift_sample_rows, settings.seed)
+    registry.log_json(settings, run_id, profile, drift.PROFILE_FILE)
+    return profile
+
+
+@step(name="check drift")
+def check_drift(
+    settings: Settings, run_id: str, model_name: str, frame: pd.DataFrame, mode: str
+) -> drift.DriftReport:
+    """New data against the champion's training profile; `fail` stops before training."""
+    champion = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    reference = (
+        registry.read_version_json(settings, model_name, champion, drift.PROFILE_FILE)
+        if champion
+        else None
+    )
+    if reference is None:
+        reason = "no champion yet" if champion is None else f"v{champion} keeps no profile"
+        report = drift.DriftReport.not_checked(
+            reason, settings.drift_psi_threshold, settings.drift_alpha
+        )
+    else:
+        report = drift.compare(
+            reference,
+            frame,
+            f"champion v{champion}",
+            settings.drift_psi_threshold,
+            settings.drift_alpha,
+            settings.seed,
+        )
+    publish_report(settings, run_id, "drift", report.to_markdown(), report.to_dict())
+    registry.set_run_tags(settings, run_id, {"drift_detected": str(report.detected).lower()})
+    if report.drifted:
+        with tempfile.TemporaryDirectory() as scratch:
+            plots = [
+                drift.plot_feature(
+                    reference, frame, feature, Path(scratch) / f"{feature.feature}.png"
+                )
+                for feature in report.drifted[:6]
+            ]
+            registry.log_files(settings, run_id, plots, "drift/plots")
+    if report.detected and mode == "fail":
+        raise drift.DriftDetectedError(report)
     return report
 
 
@@ -194,7 +254,7 @@ def register_and_promote(
         "data_sha256": facts["snapshot"].sha256,
         "validation_suite": facts["validation"].suite,
         "validation_success": str(facts["validation"].success).lower(),
-        "drift_detected": "false",
+        "drift_detected": str(facts["drift"].detected).lower(),
         "flow_run_id": facts["flow_run_id"],
         "model_family": facts["family"],
     }
@@ -220,6 +280,7 @@ def register_and_promote(
                 data_uri=facts["data_uri"],
                 snapshot=facts["snapshot"],
                 validation=facts["validation"],
+                drift=facts["drift"],
                 scores=facts["scores"],
                 cross_validation=facts["cross_validation"],
                 decision=decision,
@@ -253,6 +314,9 @@ def training_flow(
     suite: Annotated[str | None, Field(description="suite name or path; default: model")] = None,
     model_name: Annotated[str, Field(description="registered model name")] = "digits",
     epochs: Annotated[int, Field(ge=1, le=10_000, description="max epochs")] = 60,
+    drift_mode: Annotated[
+        Literal["warn", "fail"], Field(description="on drift from the champion's data")
+    ] = "warn",
     force: Annotated[bool, Field(description="retrain even if identical")] = False,
 ) -> dict[str, Any]:
     """Validate the data, train the candidates, register the best and decide on champion."""
@@ -266,11 +330,19 @@ def training_flow(
         registry.log_params(
             settings,
             run_id,
-            {"data_uri": data_uri, "target": target, "suite": suite_path.stem, "epochs": epochs},
+            {
+                "data_uri": data_uri,
+                "target": target,
+                "suite": suite_path.stem,
+                "epochs": epochs,
+                "drift_mode": drift_mode,
+            },
         )
         frame = load_data(settings, run_id, data_uri, suite_path.stem)
         snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
         report = validate_data(settings, run_id, frame, suite_path)
+        profile_data(settings, run_id, frame, target)
+        drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target)
         device = detect_device(settings, run_id)
         candidates = {
@@ -289,6 +361,7 @@ def training_flow(
             "data_uri": data_uri,
             "snapshot": snapshot,
             "validation": report,
+            "drift": drift_report,
             "scores": scores,
             "cross_validation": cross_validation,
             "plots": plots,
@@ -315,7 +388,7 @@ def training_flow(
         "cross_validation": cross_validation,
         "data_sha256": snapshot.sha256,
         "validation": {"suite": report.suite, "success": report.success},
-        "drift": {"detected": False, "checked": False},
+        "drift": drift_report.to_dict(),
         "device": asdict(device),
         "skipped": False,
     }

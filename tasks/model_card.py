@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tasks.data import Snapshot
+from tasks.drift import DriftReport
 from tasks.promotion import PromotionDecision
 from tasks.validation import ValidationReport
 
@@ -18,6 +19,7 @@ class CardFacts:
     data_uri: str
     snapshot: Snapshot
     validation: ValidationReport
+    drift: DriftReport
     scores: dict[str, dict[str, float]]
     cross_validation: dict[str, float]
     decision: PromotionDecision
@@ -46,6 +48,10 @@ def render(facts: CardFacts) -> str:
         "## Validation",
         "",
         f"- {facts.validation.summary()}",
+        "",
+        "## Drift",
+        "",
+        f"- {facts.drift.summary()}",
         "",
         "## Test-set metrics",
         "",

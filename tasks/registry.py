@@ -276,6 +276,20 @@ def _plain(values) -> list:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
+def read_version_json(settings: Settings, name: str, version: str, artifact_file: str):
+    """A JSON artifact of the run behind a registered version; None if it has none."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    run_id = mlflow_client.get_model_version(name, version).run_id
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = mlflow_client.download_artifacts(run_id, artifact_file, scratch)
+        except (MlflowException, OSError):
+            return None
+        return json.loads(Path(path).read_text())
+
+
 def delete_version(settings: Settings, version: RegisteredVersion) -> None:
     client(settings).delete_model_version(version.name, version.version)
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.0, ge=0)
     guard_metrics: tuple[str, ...] = Field(default=("test_f1_macro", "test_roc_auc_ovr"))
     guard_tolerance: float = Field(default=0.01, ge=0)
+    drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI of a drifted feature")
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="two-sample test level")
+    drift_sample_rows: int = Field(default=1000, ge=50, description="rows kept in a profile")
 
     @cached_property
     def home_dir(self) -> Path:
