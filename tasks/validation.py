@@ -235,7 +235,8 @@ def _explain_extreme(
 ) -> ExpectationFailure:
     """Min/max expectations judge one number; count the rows behind it only when they fail."""
     if observed.get("observed_value") is None:
-        return ExpectationFailure(**base, detail="could not be computed: the column is not numeric")
+        why = "has no values" if values.isna().all() else "is not numeric"
+        return ExpectationFailure(**base, detail=f"could not be computed: the column {why}")
     numeric = pd.to_numeric(values, errors="coerce")
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     which = "min" if kind.endswith("min_to_be_between") else "max"

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from flows.training import training_flow
 from tasks.data import DataLoadError, frame_sha256
+from tasks.drift import DriftDetectedError
 from tasks.registry import describe_versions
 from tasks.settings import load_settings
 from tasks.validation import DataValidationError
@@ -43,6 +44,26 @@ def registry_state(client: MlflowClient) -> dict:
             "versions": {v.version: (v.status, dict(v.tags)) for v in versions},
         }
     return state
+
+
+def latest_run(client: MlflowClient):
+    experiment = client.get_experiment_by_name("digits")
+    (run,) = client.search_runs(
+        [experiment.experiment_id], order_by=["start_time DESC"], max_results=1
+    )
+    return run
+
+
+def prefect_artifacts(flow_run_id: str) -> dict[str, str]:
+    """The markdown artifacts a person sees on the flow run's page in the Prefect UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact.data for artifact in artifacts}
 
 
 def test_two_runs_register_versions_1_and_2_with_exactly_one_champion(trained, client):
@@ -139,18 +160,20 @@ def test_bad_files_are_refused_and_the_registry_left_exactly_as_it_was(
         training_flow(data_uri=str(path))
     assert words in str(refused.value)
     assert registry_state(client) == before
-    experiment = client.get_experiment_by_name("digits")
-    (latest,) = client.search_runs(
-        [experiment.experiment_id], order_by=["start_time DESC"], max_results=1
-    )
+    latest = latest_run(client)
     assert latest.info.status == "FAILED"
     assert latest.data.tags["mlops.data_uri"] == str(path)
+    run_id = latest.info.run_id
     result = json.loads(
-        Path(
-            client.download_artifacts(latest.info.run_id, "validation/result.json", str(tmp_path))
-        ).read_text()
+        Path(client.download_artifacts(run_id, "validation/result.json", str(tmp_path))).read_text()
     )
     assert result["success"] is False and result["failures"]
+    if BAD_KINDS[kind] is DataValidationError:
+        column = words.split(":")[0]
+        report = Path(client.download_artifacts(run_id, "validation/report.md", str(tmp_path)))
+        assert column in report.read_text()
+        artifacts = prefect_artifacts(latest.data.tags["mlops.flow_run_id"])
+        assert column in artifacts["validation-report"]
 
 
 def test_models_listing_shows_both_versions_with_aliases_and_metrics(trained):
@@ -159,3 +182,44 @@ def test_models_listing_shows_both_versions_with_aliases_and_metrics(trained):
     assert sum("champion" in row["aliases"] for row in rows) == 1
     assert all(row["metrics"]["test_accuracy"] > 0.9 for row in rows)
     assert rows[0]["family"] in ("keras_mlp", "logistic_regression", "gradient_boosting")
+
+
+def test_drift_is_checked_against_the_champion_and_recorded(trained, client, tmp_path):
+    first, second = trained["first"]["drift"], trained["second"]["drift"]
+    assert (first["checked"], first["detected"], first["reason"]) == (
+        False,
+        False,
+        "no champion yet",
+    )
+    assert second["checked"] and not second["detected"]
+    assert second["reference"] == "champion v1" and len(second["features"]) == 65
+    assert client.get_model_version("digits", "2").tags["drift_detected"] == "false"
+    for result in (trained["first"], trained["second"]):
+        profile = client.download_artifacts(result["run_id"], "profile/profile.json", str(tmp_path))
+        assert set(json.loads(Path(profile).read_text())["columns"]) >= {"pixel_0_0", "target"}
+    report = client.download_artifacts(
+        trained["second"]["run_id"], "drift/report.md", str(tmp_path)
+    )
+    assert "No drift against champion v1" in Path(report).read_text()
+
+
+def test_drift_fail_stops_shifted_data_before_training(trained, client, digits, tmp_path):
+    shifted = digits.copy()
+    pixels = [c for c in digits.columns if c != "target"]
+    shifted[pixels] = (shifted[pixels] + 4).clip(upper=16)  # still valid, but not the same data
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    before = registry_state(client)
+    with pytest.raises(DriftDetectedError, match="Drift against champion v"):
+        training_flow(data_uri=str(path), drift_mode="fail")
+    assert registry_state(client) == before
+    run = latest_run(client)
+    assert run.info.status == "FAILED" and run.data.tags["drift_detected"] == "true"
+    assert "keras_mlp.test_accuracy" not in run.data.metrics  # stopped before training
+    local = Path(client.download_artifacts(run.info.run_id, "drift", str(tmp_path / "a")))
+    verdict = json.loads((local / "result.json").read_text())
+    assert verdict["detected"] and len(verdict["drifted_features"]) > 20
+    assert len(list((local / "plots").glob("*.png"))) == 6
+    top = verdict["drifted_features"][0]
+    assert top in (local / "report.md").read_text()
+    assert top in prefect_artifacts(run.data.tags["mlops.flow_run_id"])["drift-report"]

@@ -137,3 +137,22 @@ def test_train_on_rejected_data_fails_cleanly_and_registers_nothing(
     listed = mlops("models", "rejected", "--json")
     assert listed.returncode == 1
     assert "no registered model named 'rejected'" in listed.stderr
+
+
+def test_suite_suggest_then_validate_round_trip(home, tmp_path, digits):
+    out = tmp_path / "contracts" / "bc.json"
+    done = mlops(
+        "suite", "suggest", "--data", "builtin:breast_cancer", "--name", "bc", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {out}" in done.stdout
+    suite = json.loads(out.read_text())
+    assert suite["name"] == "bc" and len(suite["expectations"]) > 60
+    assert mlops("validate", "--data", "builtin:breast_cancer", "--suite", str(out)).returncode == 0
+    refused = mlops("validate", "--data", "builtin:digits", "--suite", str(out))
+    assert refused.returncode == 1 and "expect_table_columns_to_match_set" in refused.stderr
+
+
+def test_suite_suggest_needs_data_and_name(home):
+    done = mlops("suite", "suggest", "--name", "x")
+    assert done.returncode == 2 and "--data" in done.stderr
