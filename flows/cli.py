@@ -215,6 +215,134 @@ def models(
         )
 
 
+def _actor() -> str:
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _print_move(record: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        _print_json(record)
+        return
+    typer.echo(
+        f"{record['model']}@{record['alias']} -> v{record['version']} "
+        f"(was {record['previous_version']}), by {record['by']} at {record['at']}: "
+        f"{record['reason']}"
+    )
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model.")],
+    version: Annotated[str, typer.Option("--version", "-v", help="Version to promote.")],
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "promoted by hand",
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias to a READY version; the version records who, when, why and the previous."""
+    settings = _prepare()
+    from tasks import registry
+
+    record = _run(registry.assign_alias, settings, name, version, alias, _actor(), reason)
+    _print_move(record, as_json)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model.")],
+    alias: Annotated[str, typer.Option(help="Alias to roll back.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rolled back by hand",
+    as_json: JsonOption = False,
+) -> None:
+    """Return an alias (champion by default) to the version that held it before."""
+    settings = _prepare()
+    from tasks import registry
+
+    record = _run(registry.rollback_alias, settings, name, alias, _actor(), reason)
+    _print_move(record, as_json)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option(help="NAME or NAME@ALIAS.")] = "digits@champion",
+    data: DataOption = "builtin:digits",
+    output: Annotated[str, typer.Option(help="Where to write predictions: .csv or .parquet.")] = (
+        "predictions.csv"
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Score a batch with a registered model (its suite checks the input first)."""
+    _prepare()
+    from flows.inference import predict_flow
+
+    result = _run(predict_flow, data_uri=data, output_uri=output, model=model)
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(
+        f"{result['rows']} predictions by {result['model']} v{result['version']} "
+        f"in {result['seconds']:.2f} s -> {result['output']}"
+    )
+
+
+@app.command()
+def serve() -> None:
+    """Publish retrain (on MLOPS_RETRAIN_CRON), promote, rollback and predict, and run them."""
+    settings = _prepare()
+    from flows.deployments import serve_deployments
+
+    typer.echo(f"Serving to the Prefect API at {_prefect_api()}; Ctrl-C stops.", err=True)
+    try:
+        _run(serve_deployments, settings)
+    except KeyboardInterrupt:
+        typer.echo("Stopped serving.", err=True)
+
+
+def _prefect_api() -> str:
+    import os
+
+    return os.environ.get("PREFECT_API_URL", "Prefect's ephemeral local API")
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
+) -> None:
+    """Start a Prefect server (UI) and an MLflow UI for this home; later commands use them."""
+    import time
+
+    settings = _prepare()
+    from flows import local
+
+    servers = _run(local.start, settings, host, prefect_port, mlflow_port)
+    typer.echo(
+        f"Prefect UI   {servers.prefect_ui_url}\n"
+        f"MLflow UI    {servers.mlflow_url}\n"
+        f"mlops commands in this home now use the Prefect API at {servers.prefect_api_url}.\n"
+        "Ctrl-C or `mlops down` stops both."
+    )
+    try:
+        while settings.local_servers_file.exists():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        local.stop(settings)
+        typer.echo("Stopped.")
+
+
+@app.command()
+def down() -> None:
+    """Stop the servers `mlops up` started for this home."""
+    settings = _prepare()
+    from flows import local
+
+    servers = local.stop(settings)
+    typer.echo("Stopped." if servers else "Nothing was up for this home.")
+
+
 def _prepare():
     from tasks.settings import load_settings
 
@@ -265,11 +393,16 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    from flows.local import LocalServerError
     from tasks.data import DataLoadError
+    from tasks.drift import DriftDetectedError
     from tasks.registry import RegistryError
     from tasks.validation import DataValidationError, SuiteNotFoundError
 
-    if isinstance(exc, DataLoadError | DataValidationError | SuiteNotFoundError | RegistryError):
+    from tasks.promotion import ApprovalExpiredError
+
+    known = (DataLoadError, DataValidationError, SuiteNotFoundError, RegistryError)
+    if isinstance(exc, (*known, DriftDetectedError, LocalServerError, ApprovalExpiredError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
 

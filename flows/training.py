@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -10,10 +11,13 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
 from pydantic import Field
 
 from tasks import data, drift, evaluation, model_card, promotion, registry, training, validation
 from tasks.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
 
 # Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
 step = task(cache_policy=NO_CACHE)
@@ -257,6 +261,7 @@ def register_and_promote(
         "drift_detected": str(facts["drift"].detected).lower(),
         "flow_run_id": facts["flow_run_id"],
         "model_family": facts["family"],
+        "target": facts["target"],
     }
     if facts["git_commit"]:
         tags["git_commit"] = facts["git_commit"]
@@ -298,28 +303,76 @@ def register_and_promote(
         }
         registry.set_version_tags(settings, model_name, version.version, decision_tags)
         registry.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
-        registry.set_alias(settings, model_name, decision.alias, version.version)
+        registry.assign_alias(
+            settings,
+            model_name,
+            version.version,
+            decision.alias,
+            actor=f"training flow run {facts['flow_run_id']}",
+            reason=decision.reason,
+        )
     except BaseException:
         registry.delete_version(settings, version)
         raise
     return version
 
 
+class Approval(RunInput):
+    """What the Prefect UI asks a reviewer when a new version would become champion."""
+
+    approve: bool = Field(description="Promote this version to champion?")
+    reviewer: str = Field(default="", description="Who decides")
+    comment: str = Field(default="", description="Why")
+
+
+def approval_gate(
+    decision: promotion.PromotionDecision, required: bool, timeout_seconds: int
+) -> promotion.PromotionDecision:
+    """Pause the flow run for a person's answer, only when it would promote and must be asked."""
+    if not (required and decision.promote):
+        return decision
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    logger.info(
+        "Waiting up to %d s for approval in the Prefect UI: %s", timeout_seconds, decision.reason
+    )
+    try:
+        answer = pause_flow_run(wait_for_input=Approval, timeout=timeout_seconds, key="approval")
+    except FlowPauseTimeout:
+        # Prefect fails an expired pause itself; say so plainly, and register nothing.
+        raise promotion.ApprovalExpiredError(
+            f"no answer to the approval request within {timeout_seconds} s: "
+            "nothing registered, champion unchanged"
+        ) from None
+    return promotion.review(decision, answer.approve, answer.reviewer, answer.comment)
+
+
 @flow(name="training")
 def training_flow(
-    data_uri: Annotated[str, Field(description="builtin:NAME, a .csv or .parquet path")] = (
-        "builtin:digits"
-    ),
-    target: Annotated[str, Field(description="label column")] = "target",
-    suite: Annotated[str | None, Field(description="suite name or path; default: model")] = None,
-    model_name: Annotated[str, Field(description="registered model name")] = "digits",
-    epochs: Annotated[int, Field(ge=1, le=10_000, description="max epochs")] = 60,
-    drift_mode: Annotated[
-        Literal["warn", "fail"], Field(description="on drift from the champion's data")
-    ] = "warn",
-    force: Annotated[bool, Field(description="retrain even if identical")] = False,
+    data_uri: str = "builtin:digits",
+    target: str = "target",
+    suite: str | None = None,
+    model_name: str = "digits",
+    epochs: Annotated[int, Field(ge=1, le=10_000)] = 60,
+    drift_mode: Literal["warn", "fail"] = "warn",
+    force: bool = False,
+    require_approval: bool = False,
+    approval_timeout_seconds: Annotated[int, Field(ge=1)] = 3600,
 ) -> dict[str, Any]:
-    """Validate the data, train the candidates, register the best and decide on champion."""
+    """Validate the data, train the candidates, register the best and decide on champion.
+
+    Args:
+        data_uri: Data to train on: builtin:digits, builtin:breast_cancer, a .csv or .parquet path.
+        target: The label column.
+        suite: Great Expectations suite name in expectations/, or a path; default: the model name.
+        model_name: Registered model the new version joins.
+        epochs: Most epochs of the Keras network; early stopping may end sooner.
+        drift_mode: On drift from the champion's training data: warn, or fail before training.
+        force: Retrain even if an identical job already registered a version.
+        require_approval: A promotion to champion waits for a person's approval in the UI.
+        approval_timeout_seconds: An unanswered approval request expires and does not promote.
+    """
     from prefect.runtime import flow_run
 
     settings = load_settings()
@@ -356,8 +409,10 @@ def training_flow(
         plots = plot_evaluation(settings, run_id, family, candidates[family], splits)
         champion = score_champion(settings, model_name, splits)
         decision = decide_promotion(settings, scores[family], champion)
+        decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         facts = {
             "family": family,
+            "target": target,
             "data_uri": data_uri,
             "snapshot": snapshot,
             "validation": report,

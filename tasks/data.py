@@ -196,3 +196,21 @@ def split_frame(
     except ValueError as exc:
         raise DataLoadError(f"cannot split {target!r} into stratified sets: {exc}") from exc
     return Splits(X_train, y_train, X_val, y_val, X_test, y_test)
+
+
+def write_table(frame: pd.DataFrame, uri: str) -> str:
+    """Write a frame to a local ``.csv`` or ``.parquet`` path, all at once or not at all."""
+    if "://" in uri and not uri.startswith("file://"):
+        raise DataLoadError(f"unsupported output URI {uri!r}: use a local .csv or .parquet path")
+    path = Path(uri.removeprefix("file://")).expanduser().resolve()
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise DataLoadError(f"unsupported output type '{suffix}' for {path}: use .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    if suffix == ".csv":
+        frame.to_csv(partial, index=False)
+    else:
+        frame.to_parquet(partial, index=False)
+    partial.replace(path)
+    return path.as_uri()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+
+
+class ApprovalExpiredError(Exception):
+    """Nobody answered a promotion's approval request in time."""
 
 
 @dataclass(frozen=True)
@@ -79,4 +83,20 @@ def decide(
         True,
         f"{policy.metric} {challenger[policy.metric]:.4f} vs champion "
         f"{champion[policy.metric]:.4f} (gain {gain:+.4f}); guards within tolerance",
+    )
+
+
+def review(
+    decision: PromotionDecision, approved: bool, reviewer: str, comment: str
+) -> PromotionDecision:
+    """A person's answer to a promotion: approved promotes; rejected keeps a challenger."""
+    who = reviewer or "a reviewer"
+    note = f" ({comment})" if comment else ""
+    if approved:
+        return replace(decision, reason=f"approved by {who}{note}; {decision.reason}")
+    return replace(
+        decision,
+        promote=False,
+        alias="challenger",
+        reason=f"rejected by {who}{note}; {decision.reason}",
     )

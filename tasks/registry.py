@@ -311,8 +311,106 @@ def load_model(settings: Settings, uri: str):
     return mlflow.pyfunc.load_model(uri)
 
 
-def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
-    client(settings).set_registered_model_alias(name, alias, version)
+def ready_version(settings: Settings, name: str, version: str):
+    """The model version, if it exists and is READY; otherwise a RegistryError saying which."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    if not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
+        raise RegistryError(f"no registered model named {name!r}")
+    try:
+        found = mlflow_client.get_model_version(name, str(version))
+    except MlflowException:
+        known = sorted(
+            int(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")
+        )
+        raise RegistryError(
+            f"{name} has no version {version} (versions: {', '.join(map(str, known)) or 'none'})"
+        ) from None
+    if found.status != "READY":
+        raise RegistryError(
+            f"{name} v{version} is {found.status}, not READY: it cannot hold an alias"
+        )
+    return found
+
+
+def assign_alias(
+    settings: Settings, name: str, version: str, alias: str, actor: str, reason: str
+) -> dict[str, str]:
+    """Move an alias to a READY version and write down who, when, why and the previous holder."""
+    ready_version(settings, name, version)
+    previous = alias_holder(settings, name, alias)
+    if previous == str(version):
+        raise RegistryError(f"{name} v{version} already holds {alias!r}: nothing to do")
+    history = [*_alias_history(settings, name, alias), str(version)]
+    return _move_alias(settings, name, alias, str(version), previous, actor, reason, history)
+
+
+def rollback_alias(settings: Settings, name: str, alias: str, actor: str, reason: str):
+    """Give the alias back to the version that held it before the current one."""
+    current = alias_holder(settings, name, alias)
+    if current is None:
+        raise RegistryError(f"{name} has no {alias!r} to roll back")
+    history = _alias_history(settings, name, alias)
+    while history and history[-1] == current:
+        history.pop()
+    mlflow_client = client(settings)
+    while history:
+        try:
+            ready_version(settings, name, history[-1])
+            break
+        except RegistryError:
+            history.pop()  # deleted since, or no longer READY: look further back
+    if not history:
+        raise RegistryError(
+            f"{name} has no previous {alias!r} to roll back to (v{current} is the first)"
+        )
+    target = history[-1]
+    now = _now()
+    for key, value in {"revoked_by": actor, "revoked_at": now, "revoked_reason": reason}.items():
+        mlflow_client.set_model_version_tag(name, current, f"{alias}.{key}", value)
+    return _move_alias(
+        settings, name, alias, target, current, actor, f"rollback: {reason}", history
+    )
+
+
+def _move_alias(
+    settings: Settings,
+    name: str,
+    alias: str,
+    version: str,
+    previous: str | None,
+    actor: str,
+    reason: str,
+    history: list[str],
+) -> dict[str, str]:
+    mlflow_client = client(settings)
+    record = {
+        "model": name,
+        "alias": alias,
+        "version": version,
+        "previous_version": previous or "none",
+        "by": actor,
+        "at": _now(),
+        "reason": reason[:4000],
+    }
+    for key in ("by", "at", "reason", "previous_version"):
+        mlflow_client.set_model_version_tag(name, version, f"{alias}.{key}", record[key])
+    mlflow_client.set_registered_model_alias(name, alias, version)
+    mlflow_client.set_registered_model_tag(name, f"{alias}.history", ",".join(history[-200:]))
+    logger.info("%s@%s -> v%s (was %s) by %s", name, alias, version, previous or "none", actor)
+    return record
+
+
+def _alias_history(settings: Settings, name: str, alias: str) -> list[str]:
+    tags = client(settings).get_registered_model(name).tags
+    return [v for v in tags.get(f"{alias}.history", "").split(",") if v]
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def set_version_tags(settings: Settings, name: str, version: str, tags: dict[str, str]) -> None:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.0, ge=0)
     guard_metrics: tuple[str, ...] = Field(default=("test_f1_macro", "test_roc_auc_ovr"))
     guard_tolerance: float = Field(default=0.01, ge=0)
+    retrain_cron: str = Field(
+        default="0 3 * * 1", description="Schedule of the retrain deployment (weekly by default)."
+    )
     drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI of a drifted feature")
     drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="two-sample test level")
     drift_sample_rows: int = Field(default=1000, ge=50, description="rows kept in a profile")
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_uri(self) -> str:
         return self.artifact_uri or (self.home_dir / "artifacts").as_uri()
+
+    @property
+    def local_servers_file(self) -> Path:
+        """Where `mlops up` writes the addresses of the servers it started for this home."""
+        return self.home_dir / "up.json"
 
     @property
     def artifact_root(self) -> Path:
@@ -82,6 +90,21 @@ class Settings(BaseSettings):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+        if self.prefect_api_url is None and (running := self.running_prefect_api()):
+            os.environ["PREFECT_API_URL"] = running  # spare Prefect's ~15 s ephemeral start-up
+
+    def running_prefect_api(self) -> str | None:
+        """The Prefect API that `mlops up` started for this home, if it still answers."""
+        import json
+        import urllib.request
+
+        try:
+            url = json.loads(self.local_servers_file.read_text())["prefect_api_url"]
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                return url if response.status == 200 else None
+        except (OSError, ValueError, KeyError):
+            return None
 
 
 def load_settings() -> Settings:

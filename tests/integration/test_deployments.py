@@ -1,0 +1,234 @@
+"""`mlops up` and `mlops serve` as real processes; flow runs started through the Prefect API
+(what the UI's Run button calls) change the MLflow registry as a user expects."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+DEPLOYMENTS = {
+    "retrain": "training",
+    "promote": "promote",
+    "rollback": "rollback",
+    "predict": "predict",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """`mlops up` then `mlops serve` for one home, exactly as the README tells a user."""
+    home = tmp_path_factory.mktemp("stack")
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
+        },
+        "MLOPS_HOME": str(home),
+        "MLOPS_CV_FOLDS": "2",
+    }
+    ports = [free_port(), free_port()]
+    up = subprocess.Popen(
+        [MLOPS, "up", "--prefect-port", str(ports[0]), "--mlflow-port", str(ports[1])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    servers_file = home / "up.json"
+    try:
+        wait_for(servers_file.exists, 180, "mlops up")
+        servers = json.loads(servers_file.read_text())
+        serve_log = (home / "serve.log").open("w")
+        serve = subprocess.Popen(
+            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env
+        )
+        yield {"home": home, "env": env, "servers": servers, "serve": serve, "up": up}
+    finally:
+        if "serve" in locals() and serve.poll() is None:
+            serve.kill()
+        subprocess.run([MLOPS, "down"], env=env, check=False, capture_output=True)
+        up.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def prefect(stack):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
+        wait_for(lambda: len(client.read_deployments()) == 4, 120, "four deployments")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def registry(stack) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{stack['home'] / 'mlflow.db'}")
+
+
+def deployment(prefect, name: str):
+    return prefect.read_deployment_by_name(f"{DEPLOYMENTS[name]}/{name}")
+
+
+def start(prefect, name: str, **parameters):
+    return prefect.create_flow_run_from_deployment(
+        deployment(prefect, name).id, parameters=parameters
+    )
+
+
+def finish(prefect, flow_run, seconds: float = 600):
+    return wait_for(
+        lambda: (run := prefect.read_flow_run(flow_run.id)).state.type.value in FINAL and run,
+        seconds,
+        f"flow run {flow_run.name}",
+    )
+
+
+def champion(registry) -> str:
+    return str(registry.get_model_version_by_alias("digits", "champion").version)
+
+
+def test_up_prints_both_addresses_and_serves_the_ui(stack):
+    import urllib.request
+
+    servers = stack["servers"]
+    with urllib.request.urlopen(servers["prefect_ui_url"]) as page:
+        assert b"<html" in page.read(300).lower()
+    with urllib.request.urlopen(f"{servers['mlflow_url']}/health") as health:
+        assert health.status == 200
+
+
+def test_four_deployments_with_schedule_and_typed_parameters(prefect):
+    retrain = deployment(prefect, "retrain")
+    assert [s.schedule.cron for s in retrain.schedules] == ["0 3 * * 1"]
+    schema = retrain.parameter_openapi_schema["properties"]
+    assert schema["epochs"]["type"] == "integer" and schema["epochs"]["minimum"] == 1
+    assert schema["epochs"]["default"] == 60 and "early stopping" in schema["epochs"]["description"]
+    assert schema["drift_mode"]["enum"] == ["warn", "fail"]
+    assert schema["require_approval"] == {
+        **schema["require_approval"],
+        "type": "boolean",
+        "default": False,
+    }
+    promote = deployment(prefect, "promote").parameter_openapi_schema
+    assert promote["required"] == ["version"]
+    assert promote["properties"]["alias"]["enum"] == ["champion", "challenger"]
+    rollback = deployment(prefect, "rollback").parameter_openapi_schema["properties"]
+    assert rollback["model_name"]["default"] == "digits" and rollback["reason"]["description"]
+    predict = deployment(prefect, "predict").parameter_openapi_schema["properties"]
+    assert predict["model"]["default"] == "digits@champion"
+
+
+def test_retrain_started_through_the_api_registers_the_first_champion(prefect, registry):
+    run = finish(prefect, start(prefect, "retrain", epochs=5))
+    assert run.state.type.value == "COMPLETED", run.state.message
+    assert champion(registry) == "1"
+    assert registry.get_model_version("digits", "1").tags["flow_run_id"] == str(run.id)
+
+
+def wait_paused(prefect, flow_run):
+    return wait_for(
+        lambda: prefect.read_flow_run(flow_run.id).state.type.value == "PAUSED",
+        300,
+        "the approval request",
+    )
+
+
+def test_approval_gate_approve_promotes(prefect, registry):
+    flow_run = start(prefect, "retrain", epochs=5, require_approval=True)
+    wait_paused(prefect, flow_run)
+    assert champion(registry) == "1"  # nothing moves while a person decides
+    prefect.resume_flow_run(flow_run.id, run_input={"approve": True, "reviewer": "qa"})
+    run = finish(prefect, flow_run)
+    assert run.state.type.value == "COMPLETED", run.state.message
+    assert champion(registry) == "2"
+    assert "approved by qa" in registry.get_model_version("digits", "2").tags["champion.reason"]
+
+
+def test_approval_gate_reject_keeps_the_new_version_as_challenger(prefect, registry):
+    flow_run = start(prefect, "retrain", epochs=5, require_approval=True)
+    wait_paused(prefect, flow_run)
+    prefect.resume_flow_run(
+        flow_run.id, run_input={"approve": False, "reviewer": "qa", "comment": "not on a Friday"}
+    )
+    assert finish(prefect, flow_run).state.type.value == "COMPLETED"
+    assert champion(registry) == "2"
+    challenger = registry.get_model_version_by_alias("digits", "challenger")
+    assert str(challenger.version) == "3"
+    assert "rejected by qa (not on a Friday)" in challenger.tags["challenger.reason"]
+
+
+def test_unanswered_approval_times_out_without_promoting(prefect, registry):
+    before = len(registry.search_model_versions("name = 'digits'"))
+    flow_run = start(
+        prefect, "retrain", epochs=5, require_approval=True, approval_timeout_seconds=5
+    )
+    run = finish(prefect, flow_run)
+    assert run.state.type.value == "FAILED"
+    assert champion(registry) == "2"
+    assert len(registry.search_model_versions("name = 'digits'")) == before
+
+
+def test_rollback_then_promote_through_deployments_with_audit(prefect, registry):
+    run = finish(
+        prefect, start(prefect, "rollback", reason="bad predictions", requested_by="oncall")
+    )
+    assert run.state.type.value == "COMPLETED", run.state.message
+    assert champion(registry) == "1"
+    version = registry.get_model_version("digits", "1").tags
+    assert (version["champion.by"], version["champion.previous_version"]) == ("oncall", "2")
+    assert version["champion.reason"] == "rollback: bad predictions"
+    assert registry.get_model_version("digits", "2").tags["champion.revoked_by"] == "oncall"
+    run = finish(prefect, start(prefect, "promote", version="3", requested_by="lead"))
+    assert run.state.type.value == "COMPLETED"
+    assert champion(registry) == "3"
+
+
+def test_promoting_a_missing_version_fails_and_changes_nothing(prefect, registry):
+    before = dict(registry.get_registered_model("digits").aliases)
+    run = finish(prefect, start(prefect, "promote", version="99"))
+    assert run.state.type.value == "FAILED"
+    assert "digits has no version 99" in run.state.message
+    assert dict(registry.get_registered_model("digits").aliases) == before
+
+
+def test_predict_deployment_writes_predictions_with_row_ids(prefect, stack, tmp_path):
+    out = tmp_path / "scored" / "digits.parquet"
+    run = finish(prefect, start(prefect, "predict", data_uri="builtin:digits", output_uri=str(out)))
+    assert run.state.type.value == "COMPLETED", run.state.message
+    import pandas as pd
+
+    scored = pd.read_parquet(out)
+    assert len(scored) == 1797 and list(scored["row_id"][:3]) == [0, 1, 2]
+    assert scored["prediction"].between(0, 9).all()
+
+
+def test_ctrl_c_stops_serve_cleanly(stack):
+    serve = stack["serve"]
+    serve.send_signal(signal.SIGINT)
+    assert serve.wait(timeout=60) == 0
+    assert "Stopped serving." in (stack["home"] / "serve.log").read_text()
