@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -294,10 +295,9 @@ def serve() -> None:
     from flows.deployments import serve_deployments
 
     typer.echo(f"Serving to the Prefect API at {_prefect_api()}; Ctrl-C stops.", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Prefect usually handles Ctrl-C itself
         _run(serve_deployments, settings)
-    except KeyboardInterrupt:
-        typer.echo("Stopped serving.", err=True)
+    typer.echo("Stopped serving.", err=True)
 
 
 def _prefect_api() -> str:
@@ -396,10 +396,9 @@ def _describe(exc: Exception) -> str:
     from flows.local import LocalServerError
     from tasks.data import DataLoadError
     from tasks.drift import DriftDetectedError
+    from tasks.promotion import ApprovalExpiredError
     from tasks.registry import RegistryError
     from tasks.validation import DataValidationError, SuiteNotFoundError
-
-    from tasks.promotion import ApprovalExpiredError
 
     known = (DataLoadError, DataValidationError, SuiteNotFoundError, RegistryError)
     if isinstance(exc, (*known, DriftDetectedError, LocalServerError, ApprovalExpiredError)):
