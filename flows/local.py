@@ -55,7 +55,12 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PREFECT_HOME": str(settings.home_dir / "prefect")}
+    api_url = f"http://{host}:{prefect_port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(settings.home_dir / "prefect"),
+        "PREFECT_UI_API_URL": api_url,  # the UI in the browser calls this, not the default port
+    }
     env.pop("PREFECT_API_URL", None)  # the server must not point at itself before it exists
     prefect, mlflow = str(bin_dir / "prefect"), str(bin_dir / "mlflow")
     store = settings.resolved_tracking_uri
@@ -85,7 +90,7 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
         _terminate([p.pid for p in processes.values()])
         raise
     servers = LocalServers(
-        prefect_api_url=f"http://{host}:{prefect_port}/api",
+        prefect_api_url=api_url,
         prefect_ui_url=f"http://{host}:{prefect_port}",
         mlflow_url=f"http://{host}:{mlflow_port}",
         pids=[p.pid for p in processes.values()],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -225,6 +226,43 @@ def test_predict_deployment_writes_predictions_with_row_ids(prefect, stack, tmp_
     scored = pd.read_parquet(out)
     assert len(scored) == 1797 and list(scored["row_id"][:3]) == [0, 1, 2]
     assert scored["prediction"].between(0, 9).all()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_run_button_in_the_prefect_ui_retrains_and_registers(stack, prefect, registry, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    before = len(registry.search_model_versions("name = 'digits'"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{stack['servers']['prefect_ui_url']}/deployments")
+        page.get_by_role("link", name="retrain").first.click()
+        page.wait_for_url("**/deployments/deployment/**")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Quick run").click()
+        page.get_by_role("button", name="View run").click()
+        page.wait_for_url("**/runs/flow-run/**")
+        expect(page.get_by_text("Completed").first).to_be_visible(timeout=600_000)
+        page.screenshot(path=str(tmp_path / "flow-run.png"))
+        browser.close()
+    versions = registry.search_model_versions("name = 'digits'")
+    assert len(versions) == before + 1
+    newest = max(versions, key=lambda v: int(v.version))
+    flow_run = prefect.read_flow_run(newest.tags["flow_run_id"])
+    assert flow_run.state.type.value == "COMPLETED" and flow_run.deployment_id is not None
 
 
 def test_ctrl_c_stops_serve_cleanly(stack):
