@@ -66,8 +66,8 @@ def stack(tmp_path_factory):
         wait_for(servers_file.exists, 180, "mlops up")
         servers = json.loads(servers_file.read_text())
         serve_log = (home / "serve.log").open("w")
-        serve = subprocess.Popen(
-            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env
+        serve = subprocess.Popen(  # from another directory: flows load as installed modules
+            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=home
         )
         yield {"home": home, "env": env, "servers": servers, "serve": serve, "up": up}
     finally:
@@ -245,17 +245,29 @@ def test_run_button_in_the_prefect_ui_retrains_and_registers(stack, prefect, reg
     from playwright.sync_api import expect, sync_playwright
 
     before = len(registry.search_model_versions("name = 'digits'"))
+    retrain = deployment(prefect, "retrain")
+    earlier = {run.id for run in prefect.read_flow_runs() if run.deployment_id == retrain.id}
+    ui = stack["servers"]["prefect_ui_url"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{stack['servers']['prefect_ui_url']}/deployments")
+        page.goto(f"{ui}/deployments")
         page.get_by_role("link", name="retrain").first.click()
         page.wait_for_url("**/deployments/deployment/**")
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Quick run").click()
-        page.get_by_role("button", name="View run").click()
-        page.wait_for_url("**/runs/flow-run/**")
-        expect(page.get_by_text("Completed").first).to_be_visible(timeout=600_000)
+        (started,) = wait_for(
+            lambda: [
+                run
+                for run in prefect.read_flow_runs()
+                if run.deployment_id == retrain.id and run.id not in earlier
+            ],
+            60,
+            "the flow run the Run button creates",
+        )
+        finish(prefect, started)
+        page.goto(f"{ui}/runs/flow-run/{started.id}")
+        expect(page.get_by_text("Completed").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(tmp_path / "flow-run.png"))
         browser.close()
     versions = registry.search_model_versions("name = 'digits'")
