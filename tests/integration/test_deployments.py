@@ -282,3 +282,21 @@ def test_ctrl_c_stops_serve_cleanly(stack):
     serve.send_signal(signal.SIGINT)
     assert serve.wait(timeout=60) == 0
     assert "Stopped serving." in (stack["home"] / "serve.log").read_text()
+
+
+def test_prefect_yaml_deploys_to_a_work_pool(stack, prefect):
+    """The production path: `prefect deploy` of infra/prefect.yaml against a real server."""
+    env = {**stack["env"], "PREFECT_API_URL": stack["servers"]["prefect_api_url"]}
+    prefect_cli = str(Path(sys.executable).with_name("prefect"))
+    root = Path(__file__).resolve().parents[2]
+    for command in (
+        [prefect_cli, "work-pool", "create", "mlops", "--type", "process"],
+        [prefect_cli, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"],
+    ):
+        done = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for name in DEPLOYMENTS:
+        assert deployment(prefect, name).work_pool_name == "mlops"
+    assert [s.schedule.cron for s in deployment(prefect, "retrain").schedules] == ["0 3 * * 1"]
