@@ -294,7 +294,7 @@ def test_prefect_yaml_deploys_to_a_work_pool(stack, prefect):
         [prefect_cli, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"],
     ):
         done = subprocess.run(
-            command, cwd=root, env=env, capture_output=True, text=True, timeout=300
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for name in DEPLOYMENTS:
