@@ -398,10 +398,20 @@ def _describe(exc: Exception) -> str:
     from tasks.drift import DriftDetectedError
     from tasks.promotion import ApprovalExpiredError
     from tasks.registry import RegistryError
+    from tasks.storage import StorageError
     from tasks.validation import DataValidationError, SuiteNotFoundError
 
-    known = (DataLoadError, DataValidationError, SuiteNotFoundError, RegistryError)
-    if isinstance(exc, (*known, DriftDetectedError, LocalServerError, ApprovalExpiredError)):
+    user_errors = (
+        DataLoadError,
+        DataValidationError,
+        SuiteNotFoundError,
+        DriftDetectedError,
+        ApprovalExpiredError,
+        RegistryError,
+        StorageError,
+        LocalServerError,
+    )
+    if isinstance(exc, user_errors):
         return str(exc)
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
 

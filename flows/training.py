@@ -14,13 +14,30 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
-from tasks import data, drift, evaluation, model_card, promotion, registry, training, validation
+from tasks import (
+    data,
+    drift,
+    evaluation,
+    model_card,
+    promotion,
+    registry,
+    storage,
+    training,
+    validation,
+)
 from tasks.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
 # Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
 step = task(cache_policy=NO_CACHE)
+
+
+@step(name="check storage")
+def check_storage(settings: Settings) -> None:
+    """Fail before any work when the artifact bucket is missing, unreachable or forbidden."""
+    if settings.artifacts_on_s3:
+        storage.check_bucket(settings.resolved_artifact_uri)
 
 
 @step(name="load data")
@@ -37,7 +54,7 @@ def load_data(settings: Settings, run_id: str, uri: str, suite: str) -> pd.DataF
 def snapshot_data(
     settings: Settings, run_id: str, frame: pd.DataFrame, uri: str, target: str
 ) -> data.Snapshot:
-    snapshot = data.store_snapshot(frame, settings.artifact_root)
+    snapshot = data.store_snapshot(frame, settings.resolved_artifact_uri)
     registry.log_dataset(settings, run_id, frame, uri, target, snapshot)
     registry.log_params(
         settings, run_id, {"data_sha256": snapshot.sha256, "data_snapshot": snapshot.uri}
@@ -378,6 +395,7 @@ def training_flow(
     settings = load_settings()
     settings.prepare()
     suite_path = validation.resolve_suite(suite or model_name, settings.suites_dir)
+    check_storage(settings)
     run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}
     with registry.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
         registry.log_params(

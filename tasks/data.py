@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tasks import storage
 
 logger = logging.getLogger(__name__)
 
@@ -32,27 +35,28 @@ class Snapshot:
 
 
 def load_frame(uri: str) -> pd.DataFrame:
-    """Read a data URI (``builtin:NAME``, a local ``.csv`` / ``.parquet`` path) into a frame."""
+    """Read a data URI (``builtin:NAME``, ``s3://bucket/key``, a local ``.csv`` / ``.parquet``
+    path) into a frame."""
     if uri.startswith("builtin:"):
         return _load_builtin(uri.removeprefix("builtin:"))
-    if "://" in uri and not uri.startswith("file://"):
+    if "://" in uri and not uri.startswith(("file://", "s3://")):
         scheme = uri.split("://", 1)[0]
         raise DataLoadError(
-            f"unsupported data URI scheme '{scheme}://' in {uri!r}: use a local .csv or .parquet "
-            f"path or builtin:{{{','.join(BUILTIN_DATASETS)}}}"
+            f"unsupported data URI scheme '{scheme}://' in {uri!r}: use a .csv or .parquet "
+            f"path, s3://bucket/key, or builtin:{{{','.join(BUILTIN_DATASETS)}}}"
         )
-    path = Path(uri.removeprefix("file://")).expanduser()
-    if not path.is_file():
-        raise DataLoadError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame = _read_csv(path)
-    elif suffix in (".parquet", ".pq"):
-        frame = _read_parquet(path)
+    suffix = Path(uri).suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise DataLoadError(f"unsupported file type '{suffix}' for {uri}: use .csv or .parquet")
+    if storage.is_s3(uri):
+        source = io.BytesIO(storage.read_bytes(uri))
     else:
-        raise DataLoadError(f"unsupported file type '{suffix}' for {path}: use .csv or .parquet")
+        source = Path(uri.removeprefix("file://")).expanduser()
+        if not source.is_file():
+            raise DataLoadError(f"data file not found: {source}")
+    frame = _read_csv(source, uri) if suffix == ".csv" else _read_parquet(source, uri)
     if frame.empty:
-        raise DataLoadError(f"{path} holds no rows")
+        raise DataLoadError(f"{uri} holds no rows")
     logger.info("Loaded %s: %d rows x %d columns", uri, len(frame), frame.shape[1])
     return frame
 
@@ -68,16 +72,23 @@ def _load_builtin(name: str) -> pd.DataFrame:
     return loaders[name](as_frame=True).frame
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    if path.stat().st_size == 0:
+Source = Path | io.BytesIO
+
+
+def _size(source: Source) -> int:
+    return source.stat().st_size if isinstance(source, Path) else source.getbuffer().nbytes
+
+
+def _read_csv(source: Source, path: str) -> pd.DataFrame:
+    if _size(source) == 0:
         raise DataLoadError(f"{path} is empty")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(source)
     except pd.errors.EmptyDataError as exc:
         raise DataLoadError(f"{path} has no header or rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataLoadError(f"{path} is not a well-formed CSV file: {_first_line(exc)}") from exc
-    _check_last_line(path, frame.shape[1])
+    _check_last_line(source, path, frame.shape[1])
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         for delimiter, name in _DELIMITERS.items():
@@ -89,11 +100,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _check_last_line(path: Path, columns: int) -> None:
+def _check_last_line(source: Source, path: str, columns: int) -> None:
     """A file cut off mid-row parses (the missing fields become nulls); say what it is instead."""
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - 65536))
-        tail = handle.read()
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            handle.seek(max(0, _size(source) - 65536))
+            tail = handle.read()
+    else:
+        tail = source.getvalue()[-65536:]
     if tail.endswith(b"\n") or columns < 2:
         return
     fields = tail.rsplit(b"\n", 1)[-1].count(b",") + 1
@@ -104,9 +118,9 @@ def _check_last_line(path: Path, columns: int) -> None:
         )
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(source: Source, path: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(source)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
 
@@ -139,16 +153,42 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def store_snapshot(frame: pd.DataFrame, artifact_root: Path) -> Snapshot:
-    """Write the rows to ``snapshots/<sha256>.parquet`` under the artifact root, once."""
+def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
+    """Write the rows to ``snapshots/<sha256>.parquet`` under the artifact root, once.
+
+    Content-addressed: an existing snapshot of the same rows is kept; a new one is read back
+    and verified before the run goes on.
+    """
     sha256 = frame_sha256(frame)
-    path = artifact_root / "snapshots" / f"{sha256}.parquet"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".parquet.partial")
-        frame.to_parquet(partial, index=False)
-        partial.replace(path)  # atomic: a reader never sees half a snapshot
-    return Snapshot(sha256=sha256, uri=path.as_uri(), rows=len(frame), columns=frame.shape[1])
+    name = f"snapshots/{sha256}.parquet"
+    if storage.is_s3(artifact_uri):
+        uri = storage.parse(artifact_uri).child(name).uri
+        if not storage.exists(uri):
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            storage.write_bytes(uri, buffer.getvalue())
+            read_snapshot(uri)
+    else:
+        path = Path(artifact_uri.removeprefix("file://")) / name
+        uri = path.as_uri()
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".parquet.partial")
+            frame.to_parquet(partial, index=False)
+            partial.replace(path)  # atomic: a reader never sees half a snapshot
+    return Snapshot(sha256=sha256, uri=uri, rows=len(frame), columns=frame.shape[1])
+
+
+def read_snapshot(uri: str) -> pd.DataFrame:
+    """A stored snapshot, verified against the sha256 its name promises."""
+    expected = Path(uri).stem
+    source = (
+        io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else uri.removeprefix("file://")
+    )
+    frame = pd.read_parquet(source)
+    if frame_sha256(frame) != expected:
+        raise DataLoadError(f"snapshot {uri} is corrupt: its rows no longer hash to {expected}")
+    return frame
 
 
 @dataclass(frozen=True)
@@ -199,13 +239,20 @@ def split_frame(
 
 
 def write_table(frame: pd.DataFrame, uri: str) -> str:
-    """Write a frame to a local ``.csv`` or ``.parquet`` path, all at once or not at all."""
-    if "://" in uri and not uri.startswith("file://"):
-        raise DataLoadError(f"unsupported output URI {uri!r}: use a local .csv or .parquet path")
-    path = Path(uri.removeprefix("file://")).expanduser().resolve()
-    suffix = path.suffix.lower()
+    """Write a frame to a ``.csv`` or ``.parquet`` path or S3 key, all at once or not at all."""
+    if "://" in uri and not uri.startswith(("file://", "s3://")):
+        raise DataLoadError(f"unsupported output URI {uri!r}: use a .csv/.parquet path or s3://")
+    suffix = Path(uri).suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise DataLoadError(f"unsupported output type '{suffix}' for {path}: use .csv or .parquet")
+        raise DataLoadError(f"unsupported output type '{suffix}' for {uri}: use .csv or .parquet")
+    if storage.is_s3(uri):
+        buffer = io.BytesIO()
+        if suffix == ".csv":
+            frame.to_csv(buffer, index=False)
+        else:
+            frame.to_parquet(buffer, index=False)
+        return storage.write_bytes(uri, buffer.getvalue())  # one PUT: all or nothing
+    path = Path(uri.removeprefix("file://")).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     if suffix == ".csv":

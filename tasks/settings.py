@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREFECT_API_URL"),
         description="Prefect API; default: Prefect's ephemeral local API.",
     )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
+        description="S3-compatible endpoint (MinIO, Ceph); default: AWS.",
+    )
     suites_dir: Path = Field(
         default=PROJECT_ROOT / "expectations",
         description="Folder of Great Expectations suites (data contracts).",
@@ -72,6 +77,10 @@ class Settings(BaseSettings):
         return self.home_dir / "up.json"
 
     @property
+    def artifacts_on_s3(self) -> bool:
+        return self.resolved_artifact_uri.startswith("s3://")
+
+    @property
     def artifact_root(self) -> Path:
         """Local folder of the artifact root (S3 roots are handled by the storage module)."""
         uri = self.resolved_artifact_uri
@@ -80,8 +89,11 @@ class Settings(BaseSettings):
     def prepare(self) -> None:
         """Create the home and keep Prefect's state in it; called once by each entry point."""
         self.home_dir.mkdir(parents=True, exist_ok=True)
-        if self.artifact_uri is None or self.resolved_artifact_uri.startswith("file:"):
+        if not self.artifacts_on_s3:
             self.artifact_root.mkdir(parents=True, exist_ok=True)
+        if self.s3_endpoint_url:  # one endpoint for MLflow's S3 client and ours
+            os.environ["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+            os.environ["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint_url
         # Prefect's own state sits beside MLflow's, and a closed network must not make it
         # log telemetry errors.
         os.environ.setdefault("PREFECT_HOME", str(self.home_dir / "prefect"))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from tasks.data import DataLoadError, frame_sha256, load_frame, split_frame, store_snapshot
+from tasks.data import (
+    DataLoadError,
+    frame_sha256,
+    load_frame,
+    read_snapshot,
+    split_frame,
+    store_snapshot,
+)
 
 
 def test_builtin_digits_is_the_64_pixel_frame_with_labels(digits):
@@ -36,12 +42,20 @@ def test_sha256_changes_with_one_value_and_with_row_order(digits):
 
 
 def test_snapshot_is_content_addressed_and_reads_back_exactly(digits, tmp_path):
-    snapshot = store_snapshot(digits, tmp_path)
+    snapshot = store_snapshot(digits, str(tmp_path))
     path = tmp_path / "snapshots" / f"{snapshot.sha256}.parquet"
     assert snapshot.uri == path.as_uri()
-    assert frame_sha256(pd.read_parquet(path)) == snapshot.sha256
-    assert store_snapshot(digits.copy(), tmp_path) == snapshot
+    assert frame_sha256(read_snapshot(snapshot.uri)) == snapshot.sha256
+    assert store_snapshot(digits.copy(), tmp_path.as_uri()) == snapshot
     assert [p.name for p in (tmp_path / "snapshots").iterdir()] == [path.name]
+
+
+def test_a_tampered_snapshot_is_caught_when_read_back(digits, tmp_path):
+    snapshot = store_snapshot(digits, str(tmp_path))
+    path = tmp_path / "snapshots" / f"{snapshot.sha256}.parquet"
+    digits.head(100).to_parquet(path, index=False)
+    with pytest.raises(DataLoadError, match="is corrupt"):
+        read_snapshot(snapshot.uri)
 
 
 @pytest.mark.parametrize("kind", ["empty", "semicolons", "truncated"])
@@ -57,7 +71,7 @@ def test_unparseable_files_are_refused_with_what_is_wrong(bad_files, kind):
         ("builtin:mnist", "unknown builtin dataset 'mnist'"),
         ("/nowhere/data.csv", "data file not found"),
         ("ftp://host/data.csv", "unsupported data URI scheme 'ftp://'"),
-        ("data.xlsx", "data file not found"),
+        ("data.xlsx", "unsupported file type '.xlsx'"),
     ],
 )
 def test_bad_uris_name_the_problem(uri, words):

@@ -1,0 +1,205 @@
+"""Artifacts in S3-compatible storage: a real S3 API server over HTTP on loopback (moto's server
+mode, with IAM auth on), the training job writing everything there, and the faults users meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from flows.inference import predict_flow
+from flows.training import training_flow
+from tasks.settings import load_settings
+from tasks.storage import StorageError
+
+pytestmark = pytest.mark.slow
+
+MOTO = str(Path(sys.executable).with_name("moto_server"))
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+BUCKET = "mlops-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 server; after four setup calls it demands real IAM credentials."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        setup = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="mlops")
+        key = iam.create_access_key(UserName="mlops")["AccessKey"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="mlops", PolicyName="all", PolicyDocument=json.dumps(policy))
+        boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
+        yield {"endpoint": endpoint, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def on_s3(s3_server, home, monkeypatch):
+    """The environment a user sets to put the platform's artifacts in a bucket."""
+    env = {
+        "MLOPS_ARTIFACT_URI": f"s3://{BUCKET}/platform",
+        "MLFLOW_S3_ENDPOINT_URL": s3_server["endpoint"],
+        "AWS_ACCESS_KEY_ID": s3_server["key"],
+        "AWS_SECRET_ACCESS_KEY": s3_server["secret"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLOPS_CV_FOLDS": "2",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return {**env, "MLOPS_HOME": str(home)}
+
+
+def bucket_keys(s3_server) -> list[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id=s3_server["key"],
+        aws_secret_access_key=s3_server["secret"],
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def test_training_writes_everything_to_the_bucket_and_the_champion_loads_back(
+    prefect_api, on_s3, s3_server, home, digits, tmp_path
+):
+    result = training_flow(epochs=5)
+    keys = bucket_keys(s3_server)
+    assert f"platform/snapshots/{result['data_sha256']}.parquet" in keys
+    run_prefix = f"platform/mlflow/digits/{result['run_id']}/artifacts/"
+    for artifact in (
+        "validation/report.md",
+        "profile/profile.json",
+        "plots/roc_curves.png",
+        "model_card/model_card.md",
+    ):
+        assert run_prefix + artifact in keys
+    assert any(key.endswith("MLmodel") for key in keys)
+    assert not (home / "artifacts").exists()  # nothing of the run on local disk
+
+    settings = load_settings()
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    version = MlflowClient().get_model_version_by_alias("digits", "champion")
+    assert (
+        MlflowClient()
+        .get_model_version_download_uri("digits", version.version)
+        .startswith(f"s3://{BUCKET}/platform/")
+    )
+    model = mlflow.pyfunc.load_model("models:/digits@champion")
+    predictions = model.predict(digits.drop(columns="target").head(100))
+    assert (predictions["prediction"].to_numpy() == digits["target"].head(100)).mean() > 0.9
+
+    # Predictions go to the bucket too, in one object.
+    scored = f"s3://{BUCKET}/scored/digits.parquet"
+    assert predict_flow(data_uri="builtin:digits", output_uri=scored)["rows"] == 1797
+    assert "scored/digits.parquet" in bucket_keys(s3_server)
+
+
+def test_data_uris_are_read_from_the_bucket(on_s3, s3_server, digits):
+    uri = f"s3://{BUCKET}/incoming/digits.csv"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id=s3_server["key"],
+        aws_secret_access_key=s3_server["secret"],
+    ).put_object(Bucket=BUCKET, Key="incoming/digits.csv", Body=digits.to_csv(index=False).encode())
+    done = subprocess.run(
+        [MLOPS, "validate", "--data", uri, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **on_s3},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["rows"] == 1797
+    missing = subprocess.run(
+        [MLOPS, "validate", "--data", f"s3://{BUCKET}/incoming/nope.csv"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **on_s3},
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert f"no object s3://{BUCKET}/incoming/nope.csv" in missing.stderr
+
+
+FAULTS = {
+    "endpoint down": (
+        {"MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9"},
+        "cannot reach the S3 endpoint",
+    ),
+    "missing bucket": ({"MLOPS_ARTIFACT_URI": "s3://no-such-bucket/x"}, "'no-such-bucket' at"),
+    "wrong credentials": (
+        {"AWS_ACCESS_KEY_ID": "AKIAWRONGKEY", "AWS_SECRET_ACCESS_KEY": "wrong"},
+        "denied",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_storage_faults_fail_fast_with_a_clear_message_and_register_nothing(
+    prefect_api, on_s3, monkeypatch, fault
+):
+    overrides, words = FAULTS[fault]
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=words):
+        training_flow(epochs=5)
+    assert time.monotonic() - started < 60  # bounded retries, not a hang
+    assert MlflowClient(load_settings().resolved_tracking_uri).search_registered_models() == []
+
+
+def test_cli_names_the_endpoint_and_bucket_without_a_traceback(prefect_api, on_s3):
+    env = {**os.environ, **on_s3, "PREFECT_API_URL": prefect_api}
+    env["MLFLOW_S3_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    done = subprocess.run(
+        [MLOPS, "train", "--epochs", "5"], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 1
+    assert "http://127.0.0.1:9" in done.stderr and BUCKET in done.stderr
+    assert "Traceback" not in done.stderr
