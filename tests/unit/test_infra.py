@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import yaml
 
@@ -23,3 +24,90 @@ def test_prefect_yaml_matches_the_served_deployments():
         assert entry["work_pool"]["name"] == "mlops"
     (schedule,) = deployments["retrain"]["schedules"]
     assert schedule["cron"] == Settings().retrain_cron == "0 3 * * 1"
+
+
+INFRA = PROJECT_ROOT / "infra"
+
+
+def compose() -> dict:
+    return yaml.safe_load((INFRA / "docker-compose.yml").read_text())
+
+
+def placeholders(value: str) -> str:
+    """${NAME:?...} / ${NAME:-default} as compose would fill them, with stand-in secrets."""
+    import re
+
+    return re.sub(
+        r"\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}",
+        lambda m: m.group(2) if m.group(2) is not None else f"<{m.group(1)}>",
+        value,
+    )
+
+
+def test_compose_stack_has_its_services_and_ports():
+    services = compose()["services"]
+    assert set(services) == {
+        "postgres",
+        "minio",
+        "minio-bucket",
+        "mlflow",
+        "prefect-server",
+        "prefect-worker",
+        "prefect-worker-gpu",
+    }
+    assert "5000:5000" in services["mlflow"]["ports"]
+    assert "4200:4200" in services["prefect-server"]["ports"]
+    assert "9000:9000" in services["minio"]["ports"]
+    assert "prefect" in (INFRA / "postgres-init.sql").read_text()
+    database = services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert database.startswith("postgresql+asyncpg://") and database.endswith(
+        "@postgres:5432/prefect"
+    )
+    gpu = services["prefect-worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert services["prefect-worker-gpu"]["profiles"] == ["gpu"]
+
+
+def test_worker_environment_drives_the_same_settings_as_the_embedded_default(monkeypatch):
+    services = compose()["services"]
+    environment = services["prefect-worker"]["environment"]
+    assert environment == services["prefect-worker-gpu"]["environment"]
+    for name in list(os.environ):
+        if name.startswith(("MLOPS_", "MLFLOW_", "AWS_", "PREFECT_API_URL")):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, placeholders(str(value)))
+    settings = Settings()
+    assert settings.resolved_tracking_uri == "http://mlflow:5000"
+    assert settings.resolved_artifact_uri == "s3://mlops/platform" and settings.artifacts_on_s3
+    assert settings.s3_endpoint_url == "http://minio:9000"
+    assert settings.prefect_api_url == "http://prefect-server:4200/api"
+    assert settings.retrain_cron == "0 3 * * 1"
+    # Every MLOPS_* variable the stack sets is one the platform reads.
+    fields = {f"MLOPS_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in environment if n.startswith("MLOPS_")} <= fields
+    # Secrets come from the operator's env file, never from the repository.
+    for name in ("MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY"):
+        assert str(environment[name]).startswith("${") and ":?" in str(environment[name])
+
+
+def test_worker_image_installs_the_platform_and_serves_the_deployed_pool():
+    dockerfile = (INFRA / "worker.Dockerfile").read_text()
+    pool = yaml.safe_load((INFRA / "prefect.yaml").read_text())["definitions"]["work_pool"]["name"]
+    assert "pip install --no-cache-dir ." in dockerfile
+    assert "COPY expectations ./expectations" in dockerfile
+    assert "MLOPS_SUITES_DIR=/opt/mlops/expectations" in dockerfile
+    assert f'"--pool", "{pool}"' in dockerfile
+
+
+def test_mlflow_server_gets_every_variable_its_start_command_requires():
+    import re
+
+    start = (PROJECT_ROOT / "mlflow" / "start.sh").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", start))
+    environment = compose()["services"]["mlflow"]["environment"]
+    assert required <= set(environment)
+    assert environment["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    assert environment["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://mlops/")
+    assert "--app-name basic-auth" in start and "--serve-artifacts" in start
+    assert not list((PROJECT_ROOT / "mlflow").glob("*.py"))
