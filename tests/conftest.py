@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 
@@ -15,6 +21,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
+MOTO = str(Path(sys.executable).with_name("moto_server"))
 
 
 @pytest.fixture
@@ -93,3 +100,59 @@ def module_home(tmp_path_factory):
         for name in _ISOLATED:
             patch.delenv(name, raising=False)
         yield home
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function that finds a loopback port nothing listens on."""
+    return _free_port
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server; after four setup calls it demands real IAM credentials."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        setup = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="mlops")
+        key = iam.create_access_key(UserName="mlops")["AccessKey"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="mlops", PolicyName="all", PolicyDocument=json.dumps(policy))
+        boto3.client("s3", **setup).create_bucket(Bucket="mlops-artifacts")
+        yield {
+            "endpoint": endpoint,
+            "key": key["AccessKeyId"],
+            "secret": key["SecretAccessKey"],
+            "bucket": "mlops-artifacts",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

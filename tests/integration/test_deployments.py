@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,6 @@ DEPLOYMENTS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for(condition, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -44,7 +37,7 @@ def wait_for(condition, seconds: float, what: str):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, free_port):
     """`mlops up` then `mlops serve` for one home, exactly as the README tells a user."""
     home = tmp_path_factory.mktemp("stack")
     env = {

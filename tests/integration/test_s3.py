@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,54 +22,8 @@ from tasks.storage import StorageError
 
 pytestmark = pytest.mark.slow
 
-MOTO = str(Path(sys.executable).with_name("moto_server"))
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-BUCKET = "mlops-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """moto's S3 server; after four setup calls it demands real IAM credentials."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        setup = {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "setup",
-            "aws_secret_access_key": "setup",
-        }
-        iam = boto3.client("iam", **setup)
-        iam.create_user(UserName="mlops")
-        key = iam.create_access_key(UserName="mlops")["AccessKey"]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-        }
-        iam.put_user_policy(UserName="mlops", PolicyName="all", PolicyDocument=json.dumps(policy))
-        boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
-        yield {"endpoint": endpoint, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+BUCKET = "mlops-artifacts"  # the bucket the s3_server fixture creates
 
 
 @pytest.fixture
