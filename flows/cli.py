@@ -112,7 +112,8 @@ def train(
         f"Decision: {result['alias']}: {result['decision']}\n"
         f"Drift: {_drift_line(result['drift'])}\n"
         f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
-        f"Look at it: `mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
+        f"Look at it: `mlops up` (Prefect and MLflow UIs for this home), or "
+        f"`mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
     )
 
 

@@ -118,17 +118,18 @@ def check_drift(
             settings.drift_alpha,
             settings.seed,
         )
-    publish_report(settings, run_id, "drift", report.to_markdown(), report.to_dict())
-    registry.set_run_tags(settings, run_id, {"drift_detected": str(report.detected).lower()})
-    if report.drifted:
+    plotted = report.drifted[: drift.PLOTTED]
+    if plotted:
         with tempfile.TemporaryDirectory() as scratch:
             plots = [
                 drift.plot_feature(
                     reference, frame, feature, Path(scratch) / f"{feature.feature}.png"
                 )
-                for feature in report.drifted[:6]
+                for feature in plotted
             ]
             registry.log_files(settings, run_id, plots, "drift/plots")
+    publish_report(settings, run_id, "drift", report.to_markdown(), report.to_dict())
+    registry.set_run_tags(settings, run_id, {"drift_detected": str(report.detected).lower()})
     if report.detected and mode == "fail":
         raise drift.DriftDetectedError(report)
     return report

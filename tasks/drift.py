@@ -16,6 +16,7 @@ _BINS = 10
 _FLOOR = 1e-4  # proportions below this are clipped so that PSI stays finite
 _NEW_SAMPLE = 20_000  # rows of new data the two-sample test looks at
 PROFILE_FILE = "profile/profile.json"
+PLOTTED = 6  # drifted features drawn in a report, the most shifted first
 
 
 class DriftDetectedError(Exception):
@@ -83,6 +84,10 @@ class DriftReport:
                 f"| {f.feature} | {f.kind} | {f.psi:.4f} | {f.test} | {f.statistic:.4f} | "
                 f"{f.p_value:.3g} | {'**yes**' if f.drifted else 'no'} |"
                 for f in ordered
+            ]
+            lines += [
+                "",
+                *(f"![{f.feature}](plots/{f.feature}.png)" for f in self.drifted[:PLOTTED]),
             ]
         return "\n".join(lines) + "\n"
 

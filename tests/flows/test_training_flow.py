@@ -221,5 +221,6 @@ def test_drift_fail_stops_shifted_data_before_training(trained, client, digits, 
     assert verdict["detected"] and len(verdict["drifted_features"]) > 20
     assert len(list((local / "plots").glob("*.png"))) == 6
     top = verdict["drifted_features"][0]
-    assert top in (local / "report.md").read_text()
+    assert f"![{top}](plots/{top}.png)" in (local / "report.md").read_text()
+    assert (local / "plots" / f"{top}.png").exists()
     assert top in prefect_artifacts(run.data.tags["mlops.flow_run_id"])["drift-report"]
