@@ -350,6 +350,7 @@ def _prepare():
     settings = load_settings()
     settings.prepare()
     _configure_logging(_state["debug"])
+    settings.install_redaction()
     return settings
 
 
@@ -373,7 +374,9 @@ def _run(function, *args, **kwargs):
     except Exception as exc:
         if _state["debug"]:
             raise
-        typer.echo(f"error: {_describe(exc)}", err=True)
+        from tasks.settings import load_settings
+
+        typer.echo(f"error: {load_settings().redact(_describe(exc))}", err=True)
         raise typer.Exit(1) from None
 
 

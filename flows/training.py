@@ -266,12 +266,35 @@ def register_and_promote(
     facts: dict[str, Any],
     estimator: Any,
     splits: data.Splits,
-) -> registry.RegisteredVersion:
+) -> tuple[registry.RegisteredVersion, promotion.PromotionDecision]:
     """Register the chosen candidate with its lineage, write its card, move the alias.
 
-    All or nothing: if the card, the tags or the alias fail, the new version is deleted.
+    All or nothing: if the card, the tags or the alias fail, the new version is deleted. Under
+    the registry lock the decision is checked again (compare-and-set): if another run moved
+    the champion meanwhile, this version is registered as a challenger instead.
     """
-    decision: promotion.PromotionDecision = facts["decision"]
+    with registry.registry_lock(settings):
+        holder = registry.alias_holder(settings, model_name, registry.CHAMPION)
+        decision = promotion.recheck(facts["decision"], holder)
+        version = registry.register_model(
+            settings,
+            run_id,
+            model_name,
+            estimator,
+            splits.features,
+            splits.X_test.head(5),
+            lineage_tags(facts),
+            description=f"{facts['family']}: {decision.alias} ({decision.reason})",
+        )
+        try:
+            record_decision(settings, run_id, model_name, version, facts, decision)
+        except BaseException:
+            registry.delete_version(settings, version)
+            raise
+    return version, decision
+
+
+def lineage_tags(facts: dict[str, Any]) -> dict[str, str]:
     tags = {
         "data_sha256": facts["snapshot"].sha256,
         "validation_suite": facts["validation"].suite,
@@ -283,56 +306,53 @@ def register_and_promote(
     }
     if facts["git_commit"]:
         tags["git_commit"] = facts["git_commit"]
-    version = registry.register_model(
-        settings,
-        run_id,
-        model_name,
-        estimator,
-        splits.features,
-        splits.X_test.head(5),
-        tags,
-        description=f"{facts['family']}: {decision.alias} ({decision.reason})",
+    return tags
+
+
+def record_decision(
+    settings: Settings,
+    run_id: str,
+    model_name: str,
+    version: registry.RegisteredVersion,
+    facts: dict[str, Any],
+    decision: promotion.PromotionDecision,
+) -> None:
+    """The model card, the decision on the version and the run, and the alias it earned."""
+    card = model_card.render(
+        model_card.CardFacts(
+            model=model_name,
+            version=version.version,
+            run_id=run_id,
+            family=facts["family"],
+            data_uri=facts["data_uri"],
+            snapshot=facts["snapshot"],
+            validation=facts["validation"],
+            drift=facts["drift"],
+            scores=facts["scores"],
+            cross_validation=facts["cross_validation"],
+            decision=decision,
+            plots=facts["plots"],
+            device=facts["device"].as_params(),
+        )
     )
-    try:
-        card = model_card.render(
-            model_card.CardFacts(
-                model=model_name,
-                version=version.version,
-                run_id=run_id,
-                family=facts["family"],
-                data_uri=facts["data_uri"],
-                snapshot=facts["snapshot"],
-                validation=facts["validation"],
-                drift=facts["drift"],
-                scores=facts["scores"],
-                cross_validation=facts["cross_validation"],
-                decision=decision,
-                plots=facts["plots"],
-                device=facts["device"].as_params(),
-            )
-        )
-        registry.log_text(settings, run_id, card, "model_card/model_card.md")
-        registry.log_json(settings, run_id, decision.as_dict(), "promotion/decision.json")
-        decision_tags = {
-            "promotion_decision": decision.alias,
-            "promotion_reason": decision.reason[:5000],
-            "promotion_rule": decision.rule,
-            "promotion_champion_version": decision.champion_version or "none",
-        }
-        registry.set_version_tags(settings, model_name, version.version, decision_tags)
-        registry.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
-        registry.assign_alias(
-            settings,
-            model_name,
-            version.version,
-            decision.alias,
-            actor=f"training flow run {facts['flow_run_id']}",
-            reason=decision.reason,
-        )
-    except BaseException:
-        registry.delete_version(settings, version)
-        raise
-    return version
+    registry.log_text(settings, run_id, card, "model_card/model_card.md")
+    registry.log_json(settings, run_id, decision.as_dict(), "promotion/decision.json")
+    decision_tags = {
+        "promotion_decision": decision.alias,
+        "promotion_reason": decision.reason[:5000],
+        "promotion_rule": decision.rule,
+        "promotion_champion_version": decision.champion_version or "none",
+    }
+    registry.set_version_tags(settings, model_name, version.version, decision_tags)
+    registry.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
+    registry.assign_alias(
+        settings,
+        model_name,
+        version.version,
+        decision.alias,
+        actor=f"training flow run {facts['flow_run_id']}",
+        reason=decision.reason,
+    )
 
 
 class Approval(RunInput):
@@ -444,7 +464,7 @@ def training_flow(
             "flow_run_id": str(flow_run.id),
             "git_commit": registry.code_version(),
         }
-        version = register_and_promote(
+        version, decision = register_and_promote(
             settings, run_id, model_name, facts, candidates[family], splits
         )
     return {

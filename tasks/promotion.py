@@ -100,3 +100,18 @@ def review(
         alias="challenger",
         reason=f"rejected by {who}{note}; {decision.reason}",
     )
+
+
+def recheck(decision: PromotionDecision, holder: str | None) -> PromotionDecision:
+    """Compare-and-set: a decision to promote stands only if the champion it beat still holds
+    the alias; otherwise another run moved it meanwhile and this version is a challenger."""
+    if not decision.promote or holder == decision.champion_version:
+        return decision
+    compared = f"v{decision.champion_version}" if decision.champion_version else "no champion"
+    return replace(
+        decision,
+        promote=False,
+        alias="challenger",
+        reason=f"champion changed to v{holder} during this run (compared with {compared}); "
+        "not promoted",
+    )

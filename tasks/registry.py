@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +37,59 @@ class RegisteredVersion:
     source: str
 
 
+_READY_STORES: set[str] = set()
+_lock_depth = threading.local()
+
+
 def client(settings: Settings):
+    """An MLflow client; the first for an embedded SQLite store also prepares it for sharing."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=settings.resolved_tracking_uri)
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("sqlite:///") and uri not in _READY_STORES:
+        _prepare_sqlite(settings, uri)
+        _READY_STORES.add(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _prepare_sqlite(settings: Settings, uri: str) -> None:
+    """WAL lets readers and a writer share the file; creating the tables under the registry
+    lock keeps two first runs in a new home from migrating the same database at once."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with registry_lock(settings):
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+@contextmanager
+def registry_lock(settings: Settings) -> Iterator[None]:
+    """Serialize registry writes of processes sharing an embedded store (a file lock under the
+    home). A tracking server serializes its own writes; there this is a no-op."""
+    held = getattr(_lock_depth, "value", 0)
+    if held or not settings.resolved_tracking_uri.startswith("sqlite:"):
+        _lock_depth.value = held + 1  # re-entered in this thread: already ours
+        try:
+            yield
+        finally:
+            _lock_depth.value = held
+        return
+    import fcntl
+
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.home_dir / "registry.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock_depth.value = 1
+        try:
+            yield
+        finally:
+            _lock_depth.value = 0
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def experiment_id(settings: Settings, name: str) -> str:
@@ -65,7 +116,7 @@ def tracking_run(
     try:
         yield run_id
     except BaseException as exc:
-        mlflow_client.set_tag(run_id, "mlops.failure", _one_line(exc))
+        mlflow_client.set_tag(run_id, "mlops.failure", settings.redact(_one_line(exc)))
         mlflow_client.set_terminated(run_id, status="FAILED")
         raise
     mlflow_client.set_terminated(run_id, status="FINISHED")
@@ -338,16 +389,22 @@ def assign_alias(
     settings: Settings, name: str, version: str, alias: str, actor: str, reason: str
 ) -> dict[str, str]:
     """Move an alias to a READY version and write down who, when, why and the previous holder."""
-    ready_version(settings, name, version)
-    previous = alias_holder(settings, name, alias)
-    if previous == str(version):
-        raise RegistryError(f"{name} v{version} already holds {alias!r}: nothing to do")
-    history = [*_alias_history(settings, name, alias), str(version)]
-    return _move_alias(settings, name, alias, str(version), previous, actor, reason, history)
+    with registry_lock(settings):
+        ready_version(settings, name, version)
+        previous = alias_holder(settings, name, alias)
+        if previous == str(version):
+            raise RegistryError(f"{name} v{version} already holds {alias!r}: nothing to do")
+        history = [*_alias_history(settings, name, alias), str(version)]
+        return _move_alias(settings, name, alias, str(version), previous, actor, reason, history)
 
 
 def rollback_alias(settings: Settings, name: str, alias: str, actor: str, reason: str):
     """Give the alias back to the version that held it before the current one."""
+    with registry_lock(settings):
+        return _rollback(settings, name, alias, actor, reason)
+
+
+def _rollback(settings: Settings, name: str, alias: str, actor: str, reason: str):
     current = alias_holder(settings, name, alias)
     if current is None:
         raise RegistryError(f"{name} has no {alias!r} to roll back")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,21 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
         description="S3-compatible endpoint (MinIO, Ceph); default: AWS.",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN")
+    )
+    mlflow_tracking_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD")
+    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN")
+    )
+    prefect_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_API_KEY")
     )
     suites_dir: Path = Field(
         default=PROJECT_ROOT / "expectations",
@@ -103,8 +119,36 @@ class Settings(BaseSettings):
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+        self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):
             os.environ["PREFECT_API_URL"] = running  # spare Prefect's ~15 s ephemeral start-up
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach logs, params, tags or artifacts."""
+        held = (
+            self.aws_secret_access_key,
+            self.aws_session_token,
+            self.mlflow_tracking_password,
+            self.mlflow_tracking_token,
+            self.prefect_api_key,
+        )
+        return [s.get_secret_value() for s in held if s is not None and s.get_secret_value()]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def install_redaction(self) -> None:
+        """Mask secrets in every log record any handler writes (console, Prefect's API)."""
+        if not self.secrets():
+            return
+        masker = _Redactor(self)
+        loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]
+        for logger in [logging.root, *loggers]:
+            for handler in getattr(logger, "handlers", []):
+                if not any(isinstance(f, _Redactor) for f in handler.filters):
+                    handler.addFilter(masker)
 
     def running_prefect_api(self) -> str | None:
         """The Prefect API that `mlops up` started for this home, if it still answers."""
@@ -117,6 +161,19 @@ class Settings(BaseSettings):
                 return url if response.status == 200 else None
         except (OSError, ValueError, KeyError):
             return None
+
+
+class _Redactor(logging.Filter):
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self.settings = settings
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.settings.redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 def load_settings() -> Settings:

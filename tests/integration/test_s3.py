@@ -156,3 +156,59 @@ def test_cli_names_the_endpoint_and_bucket_without_a_traceback(prefect_api, on_s
     assert done.returncode == 1
     assert "http://127.0.0.1:9" in done.stderr and BUCKET in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_canary_secrets_reach_no_log_param_tag_artifact_or_prefect_record(
+    prefect_api, on_s3, s3_server, home, monkeypatch, capfd, caplog, bad_files
+):
+    """Plant secrets, run a good and a failing job, then scan everything they wrote."""
+    from prefect.settings import get_current_settings
+
+    canaries = [s3_server["secret"], "canary-mlflow-password-7f3a9c"]
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", canaries[1])  # unused by SQLite: must stay put
+    caplog.set_level("DEBUG")
+    training_flow(epochs=3)
+    with pytest.raises(Exception, match="Data rejected"):
+        training_flow(data_uri=str(bad_files["nulls"][0]))
+
+    written: list[tuple[str, bytes]] = [
+        (str(path), path.read_bytes()) for path in home.rglob("*") if path.is_file()
+    ]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id=s3_server["key"],
+        aws_secret_access_key=s3_server["secret"],
+    )
+    for key in bucket_keys(s3_server):
+        written.append((key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    database = get_current_settings().server.database.connection_url.get_secret_value()
+    prefect_db = Path(database.split("///", 1)[1])
+    written += [(str(p), p.read_bytes()) for p in prefect_db.parent.glob(prefect_db.name + "*")]
+    captured = capfd.readouterr()
+    written.append(("stdout+stderr", (captured.out + captured.err).encode()))
+    written.append(("log records", caplog.text.encode()))
+    assert len(written) > 20
+    for canary in canaries:
+        leaks = [where for where, content in written if canary.encode() in content]
+        assert leaks == [], f"{canary[:6]}... leaked into {leaks}"
+
+
+def test_log_records_are_redacted_at_the_boundary(on_s3, monkeypatch, capfd):
+    import logging
+
+    from tasks.settings import load_settings
+
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "canary-session-token-51d2")
+    settings = load_settings()
+    handler = logging.StreamHandler()
+    logger = logging.getLogger("tasks.canary")
+    logger.addHandler(handler)
+    try:
+        settings.install_redaction()
+        logger.warning("connecting with token %s", "canary-session-token-51d2")
+    finally:
+        logger.removeHandler(handler)
+    assert "canary-session-token-51d2" not in capfd.readouterr().err
+    assert settings.redact("x canary-session-token-51d2 y") == "x *** y"

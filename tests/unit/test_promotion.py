@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.promotion import PromotionPolicy, decide
+from tasks.promotion import PromotionPolicy, decide, recheck
 
 POLICY = PromotionPolicy(
     metric="test_accuracy", margin=0.005, guards=("test_f1_macro",), tolerance=0.01
@@ -60,3 +60,16 @@ def test_the_rule_is_written_out_in_words():
         "promote when there is no champion, or when test_accuracy >= champion + 0.005 "
         "and no guard metric (test_f1_macro) drops by more than 0.01"
     )
+
+
+def test_a_stale_promotion_becomes_a_challenger():
+    """Compare-and-set: another run moved the champion after this one compared."""
+    decision = decide(POLICY, scores(0.97, 0.97), scores(0.96, 0.96), "3")
+    assert recheck(decision, "3") == decision
+    stale = recheck(decision, "4")
+    assert (stale.promote, stale.alias) == (False, "challenger")
+    assert stale.reason == "champion changed to v4 during this run (compared with v3); not promoted"
+    first = decide(POLICY, scores(0.9, 0.9), None, None)
+    assert recheck(first, "1").reason.endswith("(compared with no champion); not promoted")
+    challenger = decide(POLICY, scores(0.90, 0.90), scores(0.96, 0.96), "3")
+    assert recheck(challenger, "4") == challenger
