@@ -66,25 +66,21 @@ def postgres(free_port):
          "-k", str(sockets)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    import psycopg2
+    import psycopg
+
+    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def accepting() -> bool:
         try:
-            psycopg2.connect(
-                host="127.0.0.1", port=port, user="postgres", dbname="postgres"
-            ).close()
-        except psycopg2.OperationalError:
+            psycopg.connect(admin).close()
+        except psycopg.OperationalError:
             return False
         return True
 
     try:
         wait_until(accepting, 60, "PostgreSQL")
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres"
-        )
-        connection.autocommit = True
-        connection.cursor().execute("CREATE DATABASE mlflow")
-        connection.close()
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("CREATE DATABASE mlflow")
         yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
     finally:
         server.terminate()
