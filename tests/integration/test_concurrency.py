@@ -43,7 +43,7 @@ def test_two_runs_at_once_both_succeed_with_one_consistent_champion(home, prefec
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     for result in results:
         assert client.get_run(result["run_id"]).info.status == "FINISHED"
-    versions = {v.version: v for v in client.search_model_versions("name = 'digits'")}
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'digits'")}
     assert all(v.status == "READY" for v in versions.values())
     champion = str(client.get_model_version_by_alias("digits", "champion").version)
     tags = versions[champion].tags
