@@ -83,7 +83,8 @@ def train(
         typer.Option(help="On drift from the champion's training data: warn, or fail first."),
     ] = DriftMode.warn,
     force: Annotated[
-        bool, typer.Option(help="Retrain even if an identical job already registered a version.")
+        bool,
+        typer.Option(help="Retrain even if an identical job exists (reruns are not skipped yet)."),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:

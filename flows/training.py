@@ -407,7 +407,8 @@ def training_flow(
         model_name: Registered model the new version joins.
         epochs: Most epochs of the Keras network; early stopping may end sooner.
         drift_mode: On drift from the champion's training data: warn, or fail before training.
-        force: Retrain even if an identical job already registered a version.
+        force: Retrain even if an identical job already registered a version (identical
+            reruns are not skipped yet, so every run trains).
         require_approval: A promotion to champion waits for a person's approval in the UI.
         approval_timeout_seconds: An unanswered approval request expires and does not promote.
     """
