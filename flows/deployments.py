@@ -17,32 +17,18 @@ BY_MODULE = EntrypointType.MODULE_PATH
 
 def build_deployments(settings: Settings) -> list:
     """retrain (the training flow on a cron schedule), promote, rollback and predict."""
+    deployments = [
+        (training_flow, "retrain", settings.retrain_cron, "Validate, train, evaluate, register "
+         "and promote (MLOPS_RETRAIN_CRON)."),
+        (promote_flow, "promote", None, "Move an alias to a version, audited."),
+        (rollback_flow, "rollback", None, "Return champion to its previous holder."),
+        (predict_flow, "predict", None, "Score a batch with a registered model."),
+    ]  # fmt: skip
     return [
-        training_flow.to_deployment(
-            name="retrain",
-            entrypoint_type=BY_MODULE,
-            cron=settings.retrain_cron,
-            tags=TAGS,
-            description="Validate, train, evaluate, register and promote (MLOPS_RETRAIN_CRON).",
-        ),
-        promote_flow.to_deployment(
-            name="promote",
-            entrypoint_type=BY_MODULE,
-            tags=TAGS,
-            description="Move an alias to a version, audited.",
-        ),
-        rollback_flow.to_deployment(
-            name="rollback",
-            entrypoint_type=BY_MODULE,
-            tags=TAGS,
-            description="Return champion to its previous holder.",
-        ),
-        predict_flow.to_deployment(
-            name="predict",
-            entrypoint_type=BY_MODULE,
-            tags=TAGS,
-            description="Score a batch with a registered model.",
-        ),
+        flow.to_deployment(
+            name=name, cron=cron, description=description, tags=TAGS, entrypoint_type=BY_MODULE
+        )
+        for flow, name, cron, description in deployments
     ]
 
 

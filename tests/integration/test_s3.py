@@ -44,14 +44,19 @@ def on_s3(s3_server, home, monkeypatch):
     return {**env, "MLOPS_HOME": str(home)}
 
 
-def bucket_keys(s3_server) -> list[str]:
-    s3 = boto3.client(
+def bucket_client(s3_server):
+    """An S3 client as the bucket's owner, for looking at what the platform wrote."""
+    return boto3.client(
         "s3",
         endpoint_url=s3_server["endpoint"],
         region_name="us-east-1",
         aws_access_key_id=s3_server["key"],
         aws_secret_access_key=s3_server["secret"],
     )
+
+
+def bucket_keys(s3_server) -> list[str]:
+    s3 = bucket_client(s3_server)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
@@ -93,13 +98,9 @@ def test_training_writes_everything_to_the_bucket_and_the_champion_loads_back(
 
 def test_data_uris_are_read_from_the_bucket(on_s3, s3_server, digits):
     uri = f"s3://{BUCKET}/incoming/digits.csv"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server["endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id=s3_server["key"],
-        aws_secret_access_key=s3_server["secret"],
-    ).put_object(Bucket=BUCKET, Key="incoming/digits.csv", Body=digits.to_csv(index=False).encode())
+    bucket_client(s3_server).put_object(
+        Bucket=BUCKET, Key="incoming/digits.csv", Body=digits.to_csv(index=False).encode()
+    )
     done = subprocess.run(
         [MLOPS, "validate", "--data", uri, "--json"],
         capture_output=True,
@@ -174,13 +175,7 @@ def test_canary_secrets_reach_no_log_param_tag_artifact_or_prefect_record(
     written: list[tuple[str, bytes]] = [
         (str(path), path.read_bytes()) for path in home.rglob("*") if path.is_file()
     ]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server["endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id=s3_server["key"],
-        aws_secret_access_key=s3_server["secret"],
-    )
+    s3 = bucket_client(s3_server)
     for key in bucket_keys(s3_server):
         written.append((key, s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
     database = get_current_settings().server.database.connection_url.get_secret_value()
