@@ -48,6 +48,8 @@ def wait_until(check, seconds: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def postgres(free_port):
     """A private PostgreSQL cluster on a loopback port, gone when the module ends."""
+    import psycopg
+
     # Not under pytest's root-only temp folder: the server runs as the postgres user.
     folder = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
     data, sockets = folder / "data", folder / "sockets"
@@ -66,8 +68,6 @@ def postgres(free_port):
          "-k", str(sockets)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    import psycopg
-
     admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def accepting() -> bool:
