@@ -385,11 +385,11 @@ def _quiet_third_party() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
-    for logger in [logging.root, *loggers]:
-        for handler in getattr(logger, "handlers", []):
-            if type(handler).__name__ == "PrefectConsoleHandler":
-                handler.addFilter(_drop_errors)
+    from tasks.settings import log_handlers
+
+    for handler in log_handlers():
+        if type(handler).__name__ == "PrefectConsoleHandler":
+            handler.addFilter(_drop_errors)
 
 
 def _drop_errors(record: logging.LogRecord) -> bool:

@@ -164,9 +164,7 @@ def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
     if storage.is_s3(artifact_uri):
         uri = storage.parse(artifact_uri).child(name).uri
         if not storage.exists(uri):
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer, index=False)
-            storage.write_bytes(uri, buffer.getvalue())
+            storage.write_bytes(uri, _table_bytes(frame, ".parquet"))
             read_snapshot(uri)
     else:
         path = Path(artifact_uri.removeprefix("file://")) / name
@@ -246,12 +244,7 @@ def write_table(frame: pd.DataFrame, uri: str) -> str:
     if suffix not in (".csv", ".parquet"):
         raise DataLoadError(f"unsupported output type '{suffix}' for {uri}: use .csv or .parquet")
     if storage.is_s3(uri):
-        buffer = io.BytesIO()
-        if suffix == ".csv":
-            frame.to_csv(buffer, index=False)
-        else:
-            frame.to_parquet(buffer, index=False)
-        return storage.write_bytes(uri, buffer.getvalue())  # one PUT: all or nothing
+        return storage.write_bytes(uri, _table_bytes(frame, suffix))  # one PUT: all or nothing
     path = Path(uri.removeprefix("file://")).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
@@ -261,3 +254,12 @@ def write_table(frame: pd.DataFrame, uri: str) -> str:
         frame.to_parquet(partial, index=False)
     partial.replace(path)
     return path.as_uri()
+
+
+def _table_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    if suffix == ".csv":
+        frame.to_csv(buffer, index=False)
+    else:
+        frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

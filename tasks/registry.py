@@ -122,6 +122,10 @@ def tracking_run(
     mlflow_client.set_terminated(run_id, status="FINISHED")
 
 
+def _is_registered(mlflow_client, name: str) -> bool:
+    return bool(mlflow_client.search_registered_models(filter_string=f"name = '{name}'"))
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]
@@ -280,7 +284,7 @@ def register_model(
         mlflow_client.update_run(run_id, status="RUNNING")
     version = None
     try:
-        if not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
+        if not _is_registered(mlflow_client, name):
             mlflow_client.create_registered_model(
                 name, description=f"Classifier trained by the mlops training flow ({name})."
             )
@@ -367,7 +371,7 @@ def ready_version(settings: Settings, name: str, version: str):
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client(settings)
-    if not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
+    if not _is_registered(mlflow_client, name):
         raise RegistryError(f"no registered model named {name!r}")
     try:
         found = mlflow_client.get_model_version(name, str(version))
@@ -485,7 +489,7 @@ def set_run_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
 def describe_versions(settings: Settings, name: str | None) -> list[dict[str, Any]]:
     """Every version of one model (or of all models): aliases, lineage tags, key metrics."""
     mlflow_client = client(settings)
-    if name and not mlflow_client.search_registered_models(filter_string=f"name = '{name}'"):
+    if name and not _is_registered(mlflow_client, name):
         raise RegistryError(
             f"no registered model named {name!r} in {settings.resolved_tracking_uri}"
         )

@@ -147,11 +147,9 @@ class Settings(BaseSettings):
         if not self.secrets():
             return
         masker = _Redactor(self)
-        loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]
-        for logger in [logging.root, *loggers]:
-            for handler in getattr(logger, "handlers", []):
-                if not any(isinstance(f, _Redactor) for f in handler.filters):
-                    handler.addFilter(masker)
+        for handler in log_handlers():
+            if not any(isinstance(f, _Redactor) for f in handler.filters):
+                handler.addFilter(masker)
 
     def running_prefect_api(self) -> str | None:
         """The Prefect API that `mlops up` started for this home, if it still answers."""
@@ -164,6 +162,12 @@ class Settings(BaseSettings):
                 return url if response.status == 200 else None
         except (OSError, ValueError, KeyError):
             return None
+
+
+def log_handlers() -> list[logging.Handler]:
+    """Every handler configured so far, on the root logger and on any named one."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    return [h for logger in [logging.root, *loggers] for h in getattr(logger, "handlers", [])]
 
 
 class _Redactor(logging.Filter):
