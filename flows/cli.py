@@ -84,7 +84,10 @@ def train(
     ] = DriftMode.warn,
     force: Annotated[
         bool,
-        typer.Option(help="Retrain even if an identical job exists (reruns are not skipped yet)."),
+        typer.Option(
+            help="Retrain even if an identical job (same data sha256, parameters and code) "
+            "already registered a version; an identical job is otherwise skipped."
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -104,6 +107,9 @@ def train(
     )
     if as_json:
         _print_json(result)
+        return
+    if result["skipped"]:
+        typer.echo(f"\n{result['model']} v{result['version']}: {result['decision']}")
         return
     metrics = result["metrics"]
     typer.echo(

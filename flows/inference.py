@@ -68,11 +68,15 @@ def predict_flow(
 
     Args:
         data_uri: Rows to score: builtin:NAME, a .csv or .parquet path; the label may be absent.
-        output_uri: Where to write predictions with row ids: a .csv or .parquet path.
+        output_uri: Where to write predictions with row ids: a .csv or .parquet path or S3
+            key, under an allowed root (MLOPS_OUTPUT_ROOTS; default: the working folder,
+            the home and the artifact root).
         model: NAME or NAME@ALIAS of a registered model (champion by default).
     """
     settings = load_settings()
     settings.prepare()
+    data.check_uri(data_uri)
+    data.check_output_uri(output_uri, settings.allowed_output_roots())
     started = time.perf_counter()
     resolved = resolve_model(settings, model)
     frame = data.load_frame(data_uri)

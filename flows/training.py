@@ -14,10 +14,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.results import result_storage
 from tasks import (
     data,
     drift,
     evaluation,
+    faults,
+    jobs,
     model_card,
     promotion,
     registry,
@@ -31,6 +34,22 @@ logger = logging.getLogger(__name__)
 
 # Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
 step = task(cache_policy=NO_CACHE)
+
+
+def _job_step_key(context, parameters: dict[str, Any]) -> str:
+    """Results of the expensive steps are keyed by the job and the candidate, so a rerun of an
+    identical job (after a crash, say) reuses them instead of training again."""
+    return f"{context.task.fn.__name__}-{parameters['family']}-{parameters['job_key']}"
+
+
+# Fitting and cross-validation persist their results under the artifact root (see
+# flows/results.py); the flow points them at the storage of its settings.
+job_step = task(cache_key_fn=_job_step_key, persist_result=True)
+
+
+def persisted(step_task, settings: Settings, force: bool):
+    """A job step storing its result under this run's artifact root; --force recomputes."""
+    return step_task.with_options(result_storage=result_storage(settings), refresh_cache=force)
 
 
 @step(name="check storage")
@@ -71,6 +90,30 @@ def publish_report(
     registry.log_json(settings, run_id, payload, f"{key}/result.json")
     registry.log_text(settings, run_id, markdown, f"{key}/report.md")
     create_markdown_artifact(markdown=markdown, key=f"{key}-report", description=key)
+
+
+@step(name="look for an identical job")
+def find_identical_job(
+    settings: Settings, run_id: str, model_name: str, job_key: str
+) -> dict[str, Any] | None:
+    """The version an identical job (same data, parameters and code) registered, if any."""
+    version = registry.find_job(settings, model_name, job_key)
+    if version is None:
+        return None
+    registry.set_run_tags(
+        settings, run_id, {"mlops.skipped": "true", "mlops.skipped_for_version": version.version}
+    )
+    logger.info(
+        "An identical job already registered %s v%s: nothing to train (--force retrains)",
+        model_name,
+        version.version,
+    )
+    return {
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "family": version.tags.get("model_family"),
+        "metrics": registry.run_metrics(settings, version.run_id),
+    }
 
 
 @step(name="validate data")
@@ -151,49 +194,48 @@ def detect_device(settings: Settings, run_id: str) -> training.DeviceStrategy:
     return device
 
 
-@step(name="fit candidate", task_run_name="fit {family}")
+@job_step(name="fit candidate", task_run_name="fit {family}")
 def fit_candidate(
-    settings: Settings, run_id: str, family: str, splits: data.Splits, epochs: int
+    settings: Settings, family: str, splits: data.Splits, epochs: int, job_key: str
 ) -> Any:
-    estimator = training.fit_candidate(
+    return training.fit_candidate(
         training.build_candidate(family, epochs, settings.seed),
         splits.X_train,
         splits.y_train,
         splits.X_val,
         splits.y_val,
     )
-    if hasattr(estimator, "history_"):
-        registry.log_history(settings, run_id, family, estimator.history_)
-        registry.log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
-    return estimator
 
 
 @step(name="evaluate candidates")
 def evaluate_candidates(
     settings: Settings, run_id: str, candidates: dict[str, Any], splits: data.Splits
 ) -> dict[str, dict[str, float]]:
+    """Test-set scores of every candidate, and the Keras network's curves, on the run."""
     scores = {
         family: evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
         for family, estimator in candidates.items()
     }
     for family, values in scores.items():
         registry.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in values.items()})
+        estimator = candidates[family]
+        if hasattr(estimator, "history_"):
+            registry.log_history(settings, run_id, family, estimator.history_)
+            registry.log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
     return scores
 
 
-@step(name="cross-validate", task_run_name="cross-validate {family}")
+@job_step(name="cross-validate", task_run_name="cross-validate {family}")
 def cross_validate(
-    settings: Settings, run_id: str, family: str, splits: data.Splits, epochs: int
+    settings: Settings, family: str, splits: data.Splits, epochs: int, job_key: str
 ) -> dict[str, float]:
-    values = evaluation.cross_validated_accuracy(
+    return evaluation.cross_validated_accuracy(
         training.build_candidate(family, epochs, settings.seed),
         pd.concat([splits.X_train, splits.X_val]),
         pd.concat([splits.y_train, splits.y_val]),
         settings.cv_folds,
         settings.seed,
     )
-    registry.log_metrics(settings, run_id, values)
-    return values
 
 
 @step(name="plot evaluation")
@@ -266,14 +308,21 @@ def register_and_promote(
     facts: dict[str, Any],
     estimator: Any,
     splits: data.Splits,
-) -> tuple[registry.RegisteredVersion, promotion.PromotionDecision]:
+) -> tuple[registry.RegisteredVersion | None, promotion.PromotionDecision]:
     """Register the chosen candidate with its lineage, write its card, move the alias.
 
-    All or nothing: if the card, the tags or the alias fail, the new version is deleted. Under
-    the registry lock the decision is checked again (compare-and-set): if another run moved
-    the champion meanwhile, this version is registered as a challenger instead.
+    All or nothing: if the card, the tags or the alias fail, the new version is deleted, and
+    registrations a killed process left half-done are finished or removed first. Under the
+    registry lock the decision is checked again (compare-and-set): if another run moved the
+    champion meanwhile, this version is registered as a challenger instead; if an identical
+    job registered meanwhile, nothing is (the version is None) unless the run was forced.
     """
+    faults.point(settings, "before-register")
     with registry.registry_lock(settings):
+        registry.repair(settings, model_name)
+        identical = registry.find_job(settings, model_name, facts["job_key"])
+        if identical is not None and not facts["force"]:
+            return None, facts["decision"]
         holder = registry.alias_holder(settings, model_name, registry.CHAMPION)
         decision = promotion.recheck(facts["decision"], holder)
         version = registry.register_model(
@@ -286,11 +335,14 @@ def register_and_promote(
             lineage_tags(facts),
             description=f"{facts['family']}: {decision.alias} ({decision.reason})",
         )
+        faults.point(settings, "after-register")
         try:
             record_decision(settings, run_id, model_name, version, facts, decision)
         except BaseException:
             registry.delete_version(settings, version)
             raise
+        faults.point(settings, "after-alias")
+        registry.complete_registration(settings, version)
     return version, decision
 
 
@@ -303,6 +355,7 @@ def lineage_tags(facts: dict[str, Any]) -> dict[str, str]:
         "flow_run_id": facts["flow_run_id"],
         "model_family": facts["family"],
         "target": facts["target"],
+        "job_key": facts["job_key"],
     }
     if facts["git_commit"]:
         tags["git_commit"] = facts["git_commit"]
@@ -386,6 +439,33 @@ def approval_gate(
     return promotion.review(decision, answer.approve, answer.reviewer, answer.comment)
 
 
+def skipped_result(
+    settings: Settings, model_name: str, identical: dict[str, Any], sha256: str
+) -> dict[str, Any]:
+    """What `--json` says when an identical job already registered a version."""
+    reason = (
+        f"an identical job (same data sha256, parameters and code) already registered "
+        f"v{identical['version']}: nothing trained; --force retrains"
+    )
+    return {
+        "model": model_name,
+        "version": identical["version"],
+        "run_id": identical["run_id"],
+        "family": identical["family"],
+        "promoted": False,
+        "alias": None,
+        "decision": reason,
+        "champion_version": registry.alias_holder(settings, model_name, registry.CHAMPION),
+        "metrics": identical["metrics"],
+        "data_sha256": sha256,
+        "drift": drift.DriftReport.not_checked(
+            "identical job skipped", settings.drift_psi_threshold, settings.drift_alpha
+        ).to_dict(),
+        "skipped": True,
+        "reused": [],
+    }
+
+
 @flow(name="training")
 def training_flow(
     data_uri: str = "builtin:digits",
@@ -401,14 +481,15 @@ def training_flow(
     """Validate the data, train the candidates, register the best and decide on champion.
 
     Args:
-        data_uri: Data to train on: builtin:digits, builtin:breast_cancer, a .csv or .parquet path.
+        data_uri: Data to train on: builtin:digits, builtin:breast_cancer, a .csv or .parquet
+            path, or s3://bucket/key.
         target: The label column.
         suite: Great Expectations suite name in expectations/, or a path; default: the model name.
         model_name: Registered model the new version joins.
         epochs: Most epochs of the Keras network; early stopping may end sooner.
         drift_mode: On drift from the champion's training data: warn, or fail before training.
-        force: Retrain even if an identical job already registered a version (identical
-            reruns are not skipped yet, so every run trains).
+        force: Retrain even if an identical job (same data, parameters and code) already
+            registered a version, and recompute the steps a crashed run had finished.
         require_approval: A promotion to champion waits for a person's approval in the UI.
         approval_timeout_seconds: An unanswered approval request expires and does not promote.
     """
@@ -416,6 +497,8 @@ def training_flow(
 
     settings = load_settings()
     settings.prepare()
+    data.check_uri(data_uri)
+    registry.check_model_name(model_name)
     suite_path = validation.resolve_suite(suite or model_name, settings.suites_dir)
     check_storage(settings)
     run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}
@@ -433,19 +516,35 @@ def training_flow(
         )
         frame = load_data(settings, run_id, data_uri, suite_path.stem)
         snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
+        job_key = jobs.job_key(
+            snapshot.sha256,
+            suite_path,
+            {"target": target, "model_name": model_name, "epochs": epochs, **settings.fit_knobs()},
+        )
+        registry.set_run_tags(settings, run_id, {"job_key": job_key})
+        identical = None if force else find_identical_job(settings, run_id, model_name, job_key)
+        if identical:
+            return skipped_result(settings, model_name, identical, snapshot.sha256)
         report = validate_data(settings, run_id, frame, suite_path)
         profile_data(settings, run_id, frame, target)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target)
         device = detect_device(settings, run_id)
-        candidates = {
-            family: fit_candidate(settings, run_id, family, splits, epochs)
+        fit = persisted(fit_candidate, settings, force)
+        fitted = {
+            family: fit(settings, family, splits, epochs, job_key, return_state=True)
             for family in training.CANDIDATES
         }
+        candidates = {family: state.result() for family, state in fitted.items()}
+        reused = sorted(family for family, state in fitted.items() if state.name == "Cached")
+        faults.point(settings, "after-fit")
         scores = evaluate_candidates(settings, run_id, candidates, splits)
         family = evaluation.best_candidate(scores, settings.promotion_metric)
         registry.log_metrics(settings, run_id, scores[family])
-        cross_validation = cross_validate(settings, run_id, family, splits, epochs)
+        cross_validation = persisted(cross_validate, settings, force)(
+            settings, family, splits, epochs, job_key
+        )
+        registry.log_metrics(settings, run_id, cross_validation)
         plots = plot_evaluation(settings, run_id, family, candidates[family], splits)
         champion = score_champion(settings, model_name, splits)
         decision = decide_promotion(settings, scores[family], champion)
@@ -464,10 +563,15 @@ def training_flow(
             "device": device,
             "flow_run_id": str(flow_run.id),
             "git_commit": registry.code_version(),
+            "job_key": job_key,
+            "force": force,
         }
         version, decision = register_and_promote(
             settings, run_id, model_name, facts, candidates[family], splits
         )
+        if version is None:  # an identical job registered while this one trained
+            identical = find_identical_job(settings, run_id, model_name, job_key)
+            return skipped_result(settings, model_name, identical, snapshot.sha256)
     return {
         "model": model_name,
         "version": version.version,
@@ -486,4 +590,5 @@ def training_flow(
         "drift": drift_report.to_dict(),
         "device": asdict(device),
         "skipped": False,
+        "reused": reused,
     }

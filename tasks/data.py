@@ -34,20 +34,65 @@ class Snapshot:
     columns: int
 
 
+_USE = f"a .csv or .parquet path, s3://bucket/key, or builtin:{{{','.join(BUILTIN_DATASETS)}}}"
+
+
+def check_uri(uri: str, suffixes: tuple[str, ...] = (".csv", ".parquet", ".pq")) -> None:
+    """Refuse a malformed data URI before any work: unknown scheme or builtin, an S3 URI
+    without bucket or key, a file type we cannot read."""
+    if not uri.strip():
+        raise DataLoadError(f"empty data URI: use {_USE}")
+    if uri.startswith("builtin:"):
+        name = uri.removeprefix("builtin:")
+        if name not in BUILTIN_DATASETS:
+            raise DataLoadError(
+                f"unknown builtin dataset {name!r}: choose one of {', '.join(BUILTIN_DATASETS)}"
+            )
+        return
+    if "://" in uri and not uri.startswith(("file://", "s3://")):
+        scheme = uri.split("://", 1)[0]
+        raise DataLoadError(f"unsupported URI scheme '{scheme}://' in {uri!r}: use {_USE}")
+    if storage.is_s3(uri):
+        location = storage.parse(uri)
+        if not location.key:
+            raise DataLoadError(f"{uri!r} names a bucket but no object: use s3://bucket/key.csv")
+    elif uri.startswith("s3:"):
+        raise DataLoadError(f"malformed S3 URI {uri!r}: use s3://bucket/key")
+    suffix = Path(uri).suffix.lower()
+    if suffix not in suffixes:
+        kinds = " or ".join(sorted({s for s in suffixes if s != ".pq"}))
+        raise DataLoadError(f"unsupported file type '{suffix}' for {uri}: use {kinds}")
+
+
+def check_output_uri(uri: str, roots: list[str]) -> None:
+    """An output URI must be a table file under one of the allowed roots (local folders or
+    S3 prefixes): a form filled in the UI cannot write over a worker's files elsewhere."""
+    check_uri(uri, suffixes=(".csv", ".parquet"))
+    if storage.is_s3(uri):
+        inside = any(
+            uri.startswith(root.rstrip("/") + "/") for root in roots if storage.is_s3(root)
+        )
+    else:
+        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        inside = any(
+            path.is_relative_to(Path(root.removeprefix("file://")).expanduser().resolve())
+            for root in roots
+            if not storage.is_s3(root)
+        )
+    if not inside:
+        raise DataLoadError(
+            f"output {uri} is outside the allowed roots ({', '.join(roots)}): write under one "
+            "of them, or add a root to MLOPS_OUTPUT_ROOTS"
+        )
+
+
 def load_frame(uri: str) -> pd.DataFrame:
     """Read a data URI (``builtin:NAME``, ``s3://bucket/key``, a local ``.csv`` / ``.parquet``
     path) into a frame."""
+    check_uri(uri)
     if uri.startswith("builtin:"):
         return _load_builtin(uri.removeprefix("builtin:"))
-    if "://" in uri and not uri.startswith(("file://", "s3://")):
-        scheme = uri.split("://", 1)[0]
-        raise DataLoadError(
-            f"unsupported data URI scheme '{scheme}://' in {uri!r}: use a .csv or .parquet "
-            f"path, s3://bucket/key, or builtin:{{{','.join(BUILTIN_DATASETS)}}}"
-        )
     suffix = Path(uri).suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise DataLoadError(f"unsupported file type '{suffix}' for {uri}: use .csv or .parquet")
     if storage.is_s3(uri):
         source = io.BytesIO(storage.read_bytes(uri))
     else:
@@ -65,10 +110,6 @@ def _load_builtin(name: str) -> pd.DataFrame:
     from sklearn import datasets
 
     loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer}
-    if name not in loaders:
-        raise DataLoadError(
-            f"unknown builtin dataset {name!r}: choose one of {', '.join(BUILTIN_DATASETS)}"
-        )
     return loaders[name](as_frame=True).frame
 
 
@@ -238,11 +279,8 @@ def split_frame(
 
 def write_table(frame: pd.DataFrame, uri: str) -> str:
     """Write a frame to a ``.csv`` or ``.parquet`` path or S3 key, all at once or not at all."""
-    if "://" in uri and not uri.startswith(("file://", "s3://")):
-        raise DataLoadError(f"unsupported output URI {uri!r}: use a .csv/.parquet path or s3://")
+    check_uri(uri, suffixes=(".csv", ".parquet"))
     suffix = Path(uri).suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise DataLoadError(f"unsupported output type '{suffix}' for {uri}: use .csv or .parquet")
     if storage.is_s3(uri):
         return storage.write_bytes(uri, _table_bytes(frame, suffix))  # one PUT: all or nothing
     path = Path(uri.removeprefix("file://")).expanduser().resolve()

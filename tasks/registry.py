@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import subprocess
 import tempfile
 import threading
@@ -15,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.settings import PROJECT_ROOT, Settings
@@ -22,6 +24,11 @@ from tasks.settings import PROJECT_ROOT, Settings
 logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# A version is created "pending" and marked "complete" once its card, tags and alias are in
+# place; a pending version left by a dead process is finished or removed by `repair`.
+REGISTRATION, PENDING, COMPLETE = "registration", "pending", "complete"
+# On a shared tracking server other hosts may be mid-registration: leave them this long.
+ABANDONED_AFTER_SECONDS = 300
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
 
 
@@ -90,6 +97,18 @@ def registry_lock(settings: Settings) -> Iterator[None]:
         finally:
             _lock_depth.value = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_model_name(name: str) -> None:
+    """Names end up in URIs (models:/NAME@ALIAS) and experiment paths: keep them plain."""
+    if not _MODEL_NAME.fullmatch(name):
+        raise RegistryError(
+            f"invalid model name {name!r}: use up to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 def experiment_id(settings: Settings, name: str) -> str:
@@ -259,7 +278,9 @@ def register_model(
 ) -> RegisteredVersion:
     """Log the estimator as an MLflow pyfunc model on the run and register it as a new version.
 
-    The version carries the lineage tags from the start; if anything after the model was
+    The model is loaded back from the artifact store and must predict what the estimator
+    predicts before a version is created. The version carries the lineage tags from the
+    start, and is ``pending`` until `complete_registration`; if anything after the model was
     logged fails, the half-made version is deleted so the registry never holds it.
     """
     import mlflow
@@ -282,6 +303,7 @@ def register_model(
                 pip_requirements=pip_requirements(kind),
             )
         mlflow_client.update_run(run_id, status="RUNNING")
+    _read_back(info.model_uri, example[features], predictions)
     version = None
     try:
         if not _is_registered(mlflow_client, name):
@@ -292,7 +314,7 @@ def register_model(
             name,
             source=info.model_uri,
             run_id=run_id,
-            tags=tags,
+            tags={**tags, REGISTRATION: PENDING},
             description=description,
             model_id=info.model_id,
         )
@@ -302,6 +324,91 @@ def register_model(
         raise RegistryError(f"could not register {name}: {_one_line(exc)}") from exc
     logger.info("Registered %s version %s", name, version.version)
     return RegisteredVersion(name, str(version.version), run_id, info.model_uri)
+
+
+def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The stored model, loaded as a user would load it, must give the same predictions."""
+    import mlflow
+
+    try:
+        stored = mlflow.pyfunc.load_model(model_uri).predict(example)
+    except Exception as exc:
+        raise RegistryError(
+            f"the model stored at {model_uri} cannot be read back: {_one_line(exc)}; "
+            "nothing registered"
+        ) from exc
+    same_labels = list(stored["prediction"]) == list(expected["prediction"])
+    close = np.allclose(stored.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), atol=1e-5)
+    if not (same_labels and close):
+        raise RegistryError(
+            f"the model read back from {model_uri} predicts differently from the one trained; "
+            "nothing registered"
+        )
+
+
+def complete_registration(settings: Settings, version: RegisteredVersion) -> None:
+    client(settings).set_model_version_tag(version.name, version.version, REGISTRATION, COMPLETE)
+
+
+def find_job(settings: Settings, name: str, job_key: str):
+    """The newest complete, READY version an identical job registered, or None."""
+    mlflow_client = client(settings)
+    if not _is_registered(mlflow_client, name):
+        return None
+    found = [
+        v
+        for v in mlflow_client.search_model_versions(
+            f"name = '{name}' and tags.job_key = '{job_key}'"
+        )
+        if v.status == "READY" and v.tags.get(REGISTRATION) == COMPLETE
+    ]
+    return max(found, key=lambda v: int(v.version), default=None)
+
+
+def run_metrics(settings: Settings, run_id: str, prefix: str = "test_") -> dict[str, float]:
+    metrics = client(settings).get_run(run_id).data.metrics
+    return {k: v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def repair(settings: Settings, name: str) -> list[str]:
+    """Finish or undo the registrations a dead process left half-done (call under the lock).
+
+    A pending version that already holds its alias had everything else in place: it is
+    marked complete and its run FINISHED. Any other pending version is deleted and its run
+    marked FAILED. Returns what was done, one line per version.
+    """
+    import time
+
+    mlflow_client = client(settings)
+    if not _is_registered(mlflow_client, name):
+        return []
+    embedded = settings.resolved_tracking_uri.startswith("sqlite:")
+    cutoff = (time.time() - (0 if embedded else ABANDONED_AFTER_SECONDS)) * 1000
+    holders = {str(v): a for a, v in mlflow_client.get_registered_model(name).aliases.items()}
+    done = []
+    pending = f"name = '{name}' and tags.{REGISTRATION} = '{PENDING}'"
+    for version in mlflow_client.search_model_versions(pending):
+        number = str(version.version)
+        if version.creation_timestamp > cutoff:
+            continue
+        if number in holders:
+            mlflow_client.set_model_version_tag(name, number, REGISTRATION, COMPLETE)
+            mlflow_client.set_tag(version.run_id, "mlops.recovered", "registration completed")
+            mlflow_client.set_terminated(version.run_id, status="FINISHED")
+            done.append(f"v{number}: completed (it already held {holders[number]!r})")
+        else:
+            mlflow_client.delete_model_version(name, number)
+            mlflow_client.set_tag(
+                version.run_id,
+                "mlops.failure",
+                f"abandoned: the process died while registering v{number}; a later run "
+                "removed the half-made version",
+            )
+            mlflow_client.set_terminated(version.run_id, status="FAILED")
+            done.append(f"v{number}: removed (its run died while registering it)")
+    for line in done:
+        logger.warning("Repaired %s %s", name, line)
+    return done
 
 
 def _save_estimator(estimator: Any, kind: str, features: list[str], folder: Path) -> dict:
@@ -413,10 +520,11 @@ def _rollback(settings: Settings, name: str, alias: str, actor: str, reason: str
     if current is None:
         raise RegistryError(f"{name} has no {alias!r} to roll back")
     history = _alias_history(settings, name, alias)
-    while history and history[-1] == current:
-        history.pop()
     mlflow_client = client(settings)
     while history:
+        if history[-1] == current:
+            history.pop()
+            continue
         try:
             ready_version(settings, name, history[-1])
             break
@@ -457,8 +565,9 @@ def _move_alias(
     }
     for key in ("by", "at", "reason", "previous_version"):
         mlflow_client.set_model_version_tag(name, version, f"{alias}.{key}", record[key])
-    mlflow_client.set_registered_model_alias(name, alias, version)
+    # History before the alias: a crash between the two leaves an entry rollback skips.
     mlflow_client.set_registered_model_tag(name, f"{alias}.history", ",".join(history[-200:]))
+    mlflow_client.set_registered_model_alias(name, alias, version)
     logger.info("%s@%s -> v%s (was %s) by %s", name, alias, version, previous or "none", actor)
     return record
 

@@ -6,6 +6,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
     drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI of a drifted feature")
     drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="two-sample test level")
     drift_sample_rows: int = Field(default=1000, ge=50, description="rows kept in a profile")
+    output_roots: tuple[str, ...] = Field(
+        default=(),
+        description="Where predictions may be written (folders, s3:// prefixes); "
+        "default: the current folder, the home and the artifact root.",
+    )
+    failpoints: dict[str, Literal["kill", "pause"]] = Field(
+        default_factory=dict,
+        description="Testing only: named points where the process dies or waits, "
+        'e.g. {"after-register": "kill"}.',
+    )
 
     @cached_property
     def home_dir(self) -> Path:
@@ -91,6 +102,22 @@ class Settings(BaseSettings):
     def local_servers_file(self) -> Path:
         """Where `mlops up` writes the addresses of the servers it started for this home."""
         return self.home_dir / "up.json"
+
+    def fit_knobs(self) -> dict[str, float | int]:
+        """The settings that change what a training job produces (part of its identity)."""
+        return {
+            "seed": self.seed,
+            "test_size": self.test_size,
+            "validation_size": self.validation_size,
+            "cv_folds": self.cv_folds,
+        }
+
+    def allowed_output_roots(self) -> list[str]:
+        return list(self.output_roots) or [
+            str(Path.cwd()),
+            str(self.home_dir),
+            self.resolved_artifact_uri,
+        ]
 
     @property
     def artifacts_on_s3(self) -> bool:
@@ -121,6 +148,11 @@ class Settings(BaseSettings):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # MLflow's HTTP client retries 7 times with doubling waits (minutes); bound it so an
+        # unreachable tracking server fails the run in seconds, with its address.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
         self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):

@@ -22,11 +22,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(prefect_api, module_home):
-    """Two default runs in a row, as a newcomer's `make demo` twice."""
+    """The default job three times: as `make demo` twice, then with --force."""
     first = training_flow()
-    second = training_flow()
+    again = training_flow()
+    second = training_flow(force=True)
     settings = load_settings()
-    return {"first": first, "second": second, "settings": settings}
+    return {"first": first, "again": again, "second": second, "settings": settings}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,21 @@ def prefect_artifacts(flow_run_id: str) -> dict[str, str]:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     return {artifact.key: artifact.data for artifact in artifacts}
+
+
+def test_an_identical_rerun_registers_nothing_and_names_the_existing_version(trained, client):
+    first, again = trained["first"], trained["again"]
+    assert again["skipped"] is True and not first["skipped"]
+    assert again["version"] == first["version"] == "1"
+    assert again["run_id"] == first["run_id"] and again["metrics"] == first["metrics"]
+    assert again["data_sha256"] == first["data_sha256"] and "--force retrains" in again["decision"]
+    # The skipped run is on record, and says which version made it unnecessary.
+    experiment = client.get_experiment_by_name("digits")
+    skipped = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`mlops.skipped` = 'true'"
+    )
+    assert [r.data.tags["mlops.skipped_for_version"] for r in skipped] == ["1"]
+    assert skipped[0].info.status == "FINISHED"
 
 
 def test_two_runs_register_versions_1_and_2_with_exactly_one_champion(trained, client):
@@ -111,6 +127,7 @@ def test_versions_carry_lineage_and_the_decision(trained, client, digits, prefec
     assert tags["promotion_decision"] in ("champion", "challenger")
     assert tags["promotion_champion_version"] == "1"
     assert "test_accuracy >= champion" in tags["promotion_rule"]
+    assert tags["registration"] == "complete" and len(tags["job_key"]) == 64
     with get_client(sync_client=True) as prefect:
         flow_run = prefect.read_flow_run(tags["flow_run_id"])
     assert flow_run.state.is_completed()

@@ -6,6 +6,7 @@ import pytest
 
 from tasks.data import (
     DataLoadError,
+    check_output_uri,
     frame_sha256,
     load_frame,
     read_snapshot,
@@ -70,13 +71,33 @@ def test_unparseable_files_are_refused_with_what_is_wrong(bad_files, kind):
     [
         ("builtin:mnist", "unknown builtin dataset 'mnist'"),
         ("/nowhere/data.csv", "data file not found"),
-        ("ftp://host/data.csv", "unsupported data URI scheme 'ftp://'"),
+        ("ftp://host/data.csv", "unsupported URI scheme 'ftp://'"),
         ("data.xlsx", "unsupported file type '.xlsx'"),
+        ("", "empty data URI"),
+        ("s3:/bucket/data.csv", "malformed S3 URI"),
+        ("s3://bucket", "names a bucket but no object"),
+        ("s3://bucket/data.json", "unsupported file type '.json'"),
     ],
 )
 def test_bad_uris_name_the_problem(uri, words):
     with pytest.raises(DataLoadError, match=words):
         load_frame(uri)
+
+
+def test_outputs_stay_under_the_allowed_roots(tmp_path):
+    roots = [str(tmp_path / "out"), "s3://bucket/predictions"]
+    check_output_uri(str(tmp_path / "out" / "deep" / "p.csv"), roots)
+    check_output_uri("s3://bucket/predictions/p.parquet", roots)
+    for outside in (
+        str(tmp_path / "out" / ".." / "escape.csv"),
+        "/etc/cron.d/p.csv",
+        "s3://bucket/predictions-other/p.csv",
+        "s3://other/predictions/p.csv",
+    ):
+        with pytest.raises(DataLoadError, match="outside the allowed roots"):
+            check_output_uri(outside, roots)
+    with pytest.raises(DataLoadError, match=r"unsupported file type '\.sh'"):
+        check_output_uri(str(tmp_path / "out" / "p.sh"), roots)
 
 
 def test_damaged_parquet_is_refused(digits, tmp_path):

@@ -1,0 +1,36 @@
+"""Failpoints: named places in a run where a test makes the process die or wait.
+
+Crash consistency is only proven by crashing at the worst moments, not at random ones. A
+failpoint does nothing unless ``MLOPS_FAILPOINTS`` names it (e.g. ``{"after-register":
+"kill"}``): ``kill`` sends the process SIGKILL, as the kernel's OOM killer or a lost node
+would; ``pause`` creates ``<home>/failpoints/<name>`` and waits until that file is removed,
+so a test can stop a server at exactly that point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from tasks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PAUSE_LIMIT_SECONDS = 300
+
+
+def point(settings: Settings, name: str) -> None:
+    action = settings.failpoints.get(name)
+    if action == "kill":
+        logger.warning("Failpoint %s: killing this process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "pause":
+        marker = settings.home_dir / "failpoints" / name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        logger.warning("Failpoint %s: paused until %s is removed", name, marker)
+        deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)

@@ -1,0 +1,46 @@
+"""What makes two training jobs the same: the data, the parameters and the code, as one key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tasks.settings import PROJECT_ROOT
+
+# Libraries whose version changes what a fit produces.
+_LIBRARIES = ("keras", "scikit-learn", "tensorflow-cpu", "tensorflow", "jax", "torch", "numpy")
+
+
+@cache
+def code_fingerprint() -> str:
+    """sha256 of the platform's own source and the versions of the libraries that train.
+
+    Unlike a git commit it also holds for an installed package and for uncommitted edits, and
+    it does not change when only the README does.
+    """
+    digest = hashlib.sha256()
+    for package in ("tasks", "flows"):
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name}=={metadata.version(name)}\n".encode())
+        except metadata.PackageNotFoundError:
+            continue
+    return digest.hexdigest()
+
+
+def job_key(data_sha256: str, suite_path: Path, parameters: dict[str, Any]) -> str:
+    """The identity of a training job: same key, same model (up to the seeded randomness)."""
+    identity = {
+        "data_sha256": data_sha256,
+        "suite_sha256": hashlib.sha256(suite_path.read_bytes()).hexdigest(),
+        "parameters": parameters,
+        "code": code_fingerprint(),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
