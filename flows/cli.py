@@ -405,10 +405,12 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 def _describe(exc: Exception) -> str:
     from flows.local import LocalServerError
+    from tasks import registry
     from tasks.data import DataLoadError
     from tasks.drift import DriftDetectedError
     from tasks.promotion import ApprovalExpiredError
     from tasks.registry import RegistryError
+    from tasks.settings import load_settings
     from tasks.storage import StorageError
     from tasks.validation import DataValidationError, SuiteNotFoundError
 
@@ -424,6 +426,8 @@ def _describe(exc: Exception) -> str:
     )
     if isinstance(exc, user_errors):
         return str(exc)
+    if plain := registry.unreachable(load_settings(), exc):
+        return plain
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 

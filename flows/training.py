@@ -59,6 +59,13 @@ def check_storage(settings: Settings) -> None:
         storage.check_bucket(settings.resolved_artifact_uri)
 
 
+@step(name="repair registry")
+def repair_registry(settings: Settings, model_name: str) -> list[str]:
+    """Finish or undo the registrations a killed run left half-done, before anything else."""
+    with registry.registry_lock(settings):
+        return registry.repair(settings, model_name)
+
+
 @step(name="load data")
 def load_data(settings: Settings, run_id: str, uri: str, suite: str) -> pd.DataFrame:
     try:
@@ -501,6 +508,7 @@ def training_flow(
     registry.check_model_name(model_name)
     suite_path = validation.resolve_suite(suite or model_name, settings.suites_dir)
     check_storage(settings)
+    repair_registry(settings, model_name)
     run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}
     with registry.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
         registry.log_params(

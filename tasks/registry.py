@@ -135,8 +135,11 @@ def tracking_run(
     try:
         yield run_id
     except BaseException as exc:
-        mlflow_client.set_tag(run_id, "mlops.failure", settings.redact(_one_line(exc)))
-        mlflow_client.set_terminated(run_id, status="FAILED")
+        try:
+            mlflow_client.set_tag(run_id, "mlops.failure", settings.redact(_one_line(exc)))
+            mlflow_client.set_terminated(run_id, status="FAILED")
+        except Exception as marking:  # the store itself may be what failed: keep the cause
+            logger.warning("Could not mark run %s FAILED: %s", run_id, _one_line(marking))
         raise
     mlflow_client.set_terminated(run_id, status="FINISHED")
 
@@ -294,14 +297,19 @@ def register_model(
         signature = infer_signature(example[features], predictions)
         mlflow.set_tracking_uri(settings.resolved_tracking_uri)
         # log_model writes to the active run only; resume ours, then put its status back.
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(MODEL_CODE),
-                artifacts=artifacts,
-                signature=signature,
-                pip_requirements=pip_requirements(kind),
-            )
+        try:
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(MODEL_CODE),
+                    artifacts=artifacts,
+                    signature=signature,
+                    pip_requirements=pip_requirements(kind),
+                )
+        except Exception as exc:
+            raise RegistryError(
+                f"could not store the model of run {run_id}: {_one_line(exc)}; nothing registered"
+            ) from exc
         mlflow_client.update_run(run_id, status="RUNNING")
     _read_back(info.model_uri, example[features], predictions)
     version = None
@@ -324,6 +332,23 @@ def register_model(
         raise RegistryError(f"could not register {name}: {_one_line(exc)}") from exc
     logger.info("Registered %s version %s", name, version.version)
     return RegisteredVersion(name, str(version.version), run_id, info.model_uri)
+
+
+def unreachable(settings: Settings, exc: BaseException) -> str | None:
+    """A failure to reach the tracking server, said plainly; None for any other failure."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if isinstance(seen, requests.ConnectionError) or "Max retries exceeded" in text:
+            return (
+                f"cannot reach the MLflow tracking server at {settings.resolved_tracking_uri} "
+                "(retried with backoff): is it running? Nothing was registered and no "
+                "alias moved."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) -> None:

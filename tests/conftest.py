@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import boto3
@@ -115,8 +118,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not come up in {seconds:.0f} s")
+
+
 @pytest.fixture(scope="session")
-def s3_server():
+def wait_for():
+    """wait_until(check, seconds, what): poll until check() is true, or fail naming what."""
+    return wait_until
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def moto_s3():
     """moto's S3 server; after four setup calls it demands real IAM credentials."""
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -127,12 +150,7 @@ def s3_server():
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
+        wait_until(lambda: _listening(port), 30, "moto's S3 server")
         setup = {
             "endpoint_url": endpoint,
             "region_name": "us-east-1",
@@ -153,7 +171,59 @@ def s3_server():
             "key": key["AccessKeyId"],
             "secret": key["SecretAccessKey"],
             "bucket": "mlops-artifacts",
+            "process": server,
         }
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One S3 server for the session."""
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def private_s3():
+    """An S3 server of a test's own, which the test may stop."""
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mlflow_servers(tmp_path_factory):
+    """A function starting `mlflow server` processes (stopped when the module ends): it takes
+    the backend store, extra arguments and environment, and returns (url, process); the
+    process leads a group with its workers (`os.killpg(process.pid, ...)` stops them all)."""
+    started: list[subprocess.Popen] = []
+
+    def start(backend: str, *args: str, env: dict[str, str] | None = None, port: int = 0):
+        port = port or _free_port()
+        log = tmp_path_factory.mktemp("mlflow") / "server.log"
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mlflow")), "server",
+             "--backend-store-uri", backend, *args,
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers are children: stop the whole group
+        )  # fmt: skip
+        started.append(server)
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, 180, f"mlflow server (log: {log})")
+        return url, server
+
+    yield start
+    for server in started:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -7,10 +7,7 @@ import glob
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -36,17 +33,8 @@ requires_postgres = pytest.mark.skipif(
 )
 
 
-def wait_until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not come up in {seconds:.0f} s")
-
-
 @pytest.fixture(scope="module")
-def postgres(free_port):
+def postgres(free_port, wait_for):
     """A private PostgreSQL cluster on a loopback port, gone when the module ends."""
     import psycopg
 
@@ -78,7 +66,7 @@ def postgres(free_port):
         return True
 
     try:
-        wait_until(accepting, 60, "PostgreSQL")
+        wait_for(accepting, 60, "PostgreSQL")
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute("CREATE DATABASE mlflow")
         yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
@@ -89,40 +77,17 @@ def postgres(free_port):
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(postgres, s3_server, tmp_path_factory, free_port):
-    port = free_port()
+def mlflow_server(postgres, s3_server, mlflow_servers):
     env = {
-        **os.environ,
         "MLFLOW_S3_ENDPOINT_URL": s3_server["endpoint"],
         "AWS_ACCESS_KEY_ID": s3_server["key"],
         "AWS_SECRET_ACCESS_KEY": s3_server["secret"],
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    log = tmp_path_factory.mktemp("mlflow") / "server.log"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")), "server",
-            "--backend-store-uri", postgres,
-            "--artifacts-destination", f"s3://{s3_server['bucket']}/served",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(healthy, 180, f"mlflow server (log: {log})")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    url, _ = mlflow_servers(
+        postgres, "--artifacts-destination", f"s3://{s3_server['bucket']}/served", env=env
+    )
+    return url
 
 
 @requires_postgres

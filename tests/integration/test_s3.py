@@ -76,6 +76,8 @@ def test_training_writes_everything_to_the_bucket_and_the_champion_loads_back(
     ):
         assert run_prefix + artifact in keys
     assert any(key.endswith("MLmodel") for key in keys)
+    # Prefect's results of the expensive steps, for a rerun to pick up.
+    assert any(key.startswith("platform/prefect-results/fit_candidate-keras_mlp-") for key in keys)
     assert not (home / "artifacts").exists()  # nothing of the run on local disk
 
     settings = load_settings()
@@ -90,10 +92,10 @@ def test_training_writes_everything_to_the_bucket_and_the_champion_loads_back(
     predictions = model.predict(digits.drop(columns="target").head(100))
     assert (predictions["prediction"].to_numpy() == digits["target"].head(100)).mean() > 0.9
 
-    # Predictions go to the bucket too, in one object.
-    scored = f"s3://{BUCKET}/scored/digits.parquet"
+    # Predictions go to the bucket too, in one object, under the artifact root.
+    scored = f"s3://{BUCKET}/platform/scored/digits.parquet"
     assert predict_flow(data_uri="builtin:digits", output_uri=scored)["rows"] == 1797
-    assert "scored/digits.parquet" in bucket_keys(s3_server)
+    assert "platform/scored/digits.parquet" in bucket_keys(s3_server)
 
 
 def test_data_uris_are_read_from_the_bucket(on_s3, s3_server, digits):

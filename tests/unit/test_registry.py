@@ -98,3 +98,60 @@ def test_rollback_without_a_champion_is_refused(settings, versions):
     with pytest.raises(RegistryError, match="toy has no 'champion' to roll back"):
         registry.rollback_alias(settings, "toy", "champion", "oncall", "bad")
     assert state(settings) == before
+
+
+def test_an_alias_only_moves_to_a_ready_version(settings, versions):
+    """A version a tracking server is still registering (its artifacts still copying) cannot
+    become champion; the store is put in that state the way such a server leaves it."""
+    import sqlite3
+
+    database = settings.resolved_tracking_uri.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "UPDATE model_versions SET status = 'PENDING_REGISTRATION' WHERE version = 3"
+        )
+    before = state(settings)
+    with pytest.raises(RegistryError, match="toy v3 is PENDING_REGISTRATION, not READY"):
+        registry.assign_alias(settings, "toy", "3", "champion", "ci", "eager")
+    assert state(settings) == before
+
+
+def test_repair_finishes_or_removes_what_a_dead_process_left(settings, versions):
+    client = MlflowClient(settings.resolved_tracking_uri)
+    client.set_model_version_tag("toy", "1", "registration", "complete")
+    registry.assign_alias(settings, "toy", "2", "champion", "ci", "moved before the crash")
+    runs = {v: client.get_model_version("toy", v).run_id for v in versions}
+    for run_id in runs.values():  # a killed process never ends its run
+        client.update_run(run_id, status="RUNNING")
+
+    done = registry.repair(settings, "toy")
+
+    assert sorted(done) == [
+        "v2: completed (it already held 'champion')",
+        "v3: removed (its run died while registering it)",
+    ]
+    remaining = {str(v.version): v.tags for v in client.search_model_versions("name = 'toy'")}
+    assert set(remaining) == {"1", "2"}
+    assert remaining["2"]["registration"] == "complete"
+    assert client.get_run(runs["2"]).info.status == "FINISHED"
+    assert client.get_run(runs["3"]).info.status == "FAILED"
+    assert "abandoned" in client.get_run(runs["3"]).data.tags["mlops.failure"]
+    assert client.get_run(runs["1"]).info.status == "RUNNING"  # complete: not repair's business
+    assert registry.repair(settings, "toy") == []
+
+
+def test_only_a_complete_version_answers_for_an_identical_job(settings, versions):
+    client = MlflowClient(settings.resolved_tracking_uri)
+    for version in ("1", "2"):
+        client.set_model_version_tag("toy", version, "job_key", "abc")
+    assert registry.find_job(settings, "toy", "abc") is None  # both still pending
+    client.set_model_version_tag("toy", "1", "registration", "complete")
+    assert str(registry.find_job(settings, "toy", "abc").version) == "1"
+    assert registry.find_job(settings, "toy", "other") is None
+    assert registry.find_job(settings, "unknown", "abc") is None
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "toy@champion", "-x", "x" * 101, "a b"])
+def test_model_names_that_would_break_uris_are_refused(name):
+    with pytest.raises(RegistryError, match="invalid model name"):
+        registry.check_model_name(name)

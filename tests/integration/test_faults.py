@@ -1,0 +1,221 @@
+"""Fault injection against real processes: `mlops train` killed with SIGKILL at the worst
+moments, the MLflow server killed and the S3 server stopped during registration, two
+promotions at once. Each asserts what a user sees and that the registry is consistent:
+every version READY, complete and backed by a FINISHED run; `champion` loadable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+def train(env: dict[str, str], *args: str, failpoints: dict[str, str] | None = None):
+    """`mlops train --json` with a short job; returns (exit status, result or None, stderr)."""
+    extra = {"MLOPS_FAILPOINTS": json.dumps(failpoints)} if failpoints else {}
+    done = subprocess.run(
+        [MLOPS, "train", "--epochs", "5", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **env, **extra},
+        check=False,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    return done.returncode, result, done.stderr
+
+
+def assert_consistent(tracking_uri: str, model: str = "digits") -> dict[str, str]:
+    """The registry as a person needs it after any failure; returns version -> aliases."""
+    client = MlflowClient(tracking_uri)
+    aliases: dict[str, str] = {}
+    for version in client.search_model_versions(f"name = '{model}'"):
+        assert version.status == "READY"
+        assert version.tags.get("registration") == "complete", version.version
+        assert client.get_run(version.run_id).info.status == "FINISHED"
+        aliases[str(version.version)] = ""
+    if aliases:
+        for alias, version in sorted(client.get_registered_model(model).aliases.items()):
+            aliases[str(version)] = ",".join(filter(None, [aliases[str(version)], alias]))
+    if aliases:
+        mlflow.set_tracking_uri(tracking_uri)
+        assert mlflow.pyfunc.load_model(f"models:/{model}@champion") is not None
+    return aliases
+
+
+@pytest.fixture(scope="module")
+def env(module_home, prefect_api) -> dict[str, str]:
+    return {"MLOPS_HOME": str(module_home), "PREFECT_API_URL": prefect_api}
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(module_home) -> str:
+    return f"sqlite:///{module_home / 'mlflow.db'}"
+
+
+def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(env, tracking_uri):
+    status, _, _ = train(env, failpoints={"after-fit": "kill"})
+    assert status == -signal.SIGKILL
+    assert assert_consistent(tracking_uri) == {}  # nothing registered by the dead run
+
+    status, result, stderr = train(env)
+    assert status == 0, stderr[-2000:]
+    assert result["version"] == "1" and not result["skipped"]
+    assert result["reused"] == ["gradient_boosting", "keras_mlp", "logistic_regression"]
+    assert assert_consistent(tracking_uri) == {"1": "champion"}
+
+
+def test_killed_right_after_creating_a_version_the_next_run_removes_it(env, tracking_uri):
+    status, _, _ = train(env, "--force", failpoints={"after-register": "kill"})
+    assert status == -signal.SIGKILL
+    client = MlflowClient(tracking_uri)
+    (orphan,) = client.search_model_versions("name = 'digits' and tags.registration = 'pending'")
+
+    status, result, stderr = train(env)
+    assert status == 0, stderr[-2000:]
+    assert result["skipped"] and result["version"] == "1"  # the identical job v1 still answers
+    assert assert_consistent(tracking_uri) == {"1": "champion"}
+    dead = client.get_run(orphan.run_id)
+    assert dead.info.status == "FAILED" and "abandoned" in dead.data.tags["mlops.failure"]
+
+
+def test_killed_after_moving_the_alias_the_next_run_completes_the_version(env, tracking_uri):
+    status, _, _ = train(env, "--force", failpoints={"after-alias": "kill"})
+    assert status == -signal.SIGKILL
+    client = MlflowClient(tracking_uri)
+    (half,) = client.search_model_versions("name = 'digits' and tags.registration = 'pending'")
+    earned = client.get_model_version("digits", half.version).aliases
+    assert earned  # it had earned its alias when it died
+
+    status, _, stderr = train(env)
+    assert status == 0, stderr[-2000:]
+    aliases = assert_consistent(tracking_uri)
+    assert aliases[str(half.version)] == ",".join(sorted(earned))
+    assert client.get_run(half.run_id).data.tags["mlops.recovered"] == "registration completed"
+
+
+def test_two_promotions_at_once_move_the_alias_once_with_a_true_record(env, tracking_uri):
+    client = MlflowClient(tracking_uri)
+    holder = str(client.get_model_version_by_alias("digits", "champion").version)
+    (target,) = [
+        str(v.version)
+        for v in client.search_model_versions("name = 'digits'")
+        if str(v.version) != holder
+    ]
+    history = client.get_registered_model("digits").tags["champion.history"].split(",")
+    results: list[subprocess.CompletedProcess] = []
+
+    def promote() -> None:
+        results.append(
+            subprocess.run(
+                [MLOPS, "promote", "digits", "--version", target, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, **env},
+                check=False,
+            )
+        )
+
+    threads = [threading.Thread(target=promote) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.returncode for r in results) == [0, 1]
+    (moved,) = [json.loads(r.stdout.strip().splitlines()[-1]) for r in results if r.returncode == 0]
+    (refused,) = [r.stderr for r in results if r.returncode == 1]
+    assert f"digits v{target} already holds 'champion': nothing to do" in refused
+    assert moved["previous_version"] == holder
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == target
+    tags = client.get_model_version("digits", target).tags
+    assert tags["champion.previous_version"] == holder
+    after = client.get_registered_model("digits").tags["champion.history"].split(",")
+    assert after == [*history, target]  # one move, recorded once
+    assert_consistent(tracking_uri)
+
+
+def test_mlflow_server_killed_during_registration(
+    prefect_api, home, tmp_path, mlflow_servers, wait_for
+):
+    """The tracking server dies while the run registers: a clear failure naming the server,
+    bounded in time; after a restart the registry holds nothing of that run."""
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    url, server = mlflow_servers(backend, "--default-artifact-root", str(tmp_path / "served"))
+    env = {
+        "MLOPS_HOME": str(home),
+        "PREFECT_API_URL": prefect_api,
+        "MLFLOW_TRACKING_URI": url,
+        "MLOPS_CV_FOLDS": "2",
+        "MLOPS_FAILPOINTS": json.dumps({"before-register": "pause"}),
+    }
+    run = subprocess.Popen(
+        [MLOPS, "train", "--epochs", "5", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    marker = home / "failpoints" / "before-register"
+    wait_for(marker.exists, 600, "the run reaching registration")
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    marker.unlink()
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 1
+    assert f"cannot reach the MLflow tracking server at {url}" in stderr
+    assert "Traceback" not in stderr
+
+    port = url.rsplit(":", 1)[1]
+    url, _ = mlflow_servers(
+        backend, "--default-artifact-root", str(tmp_path / "served"), port=int(port)
+    )
+    client = MlflowClient(url)
+    assert client.search_registered_models() == [] or not client.search_model_versions(
+        "name = 'digits'"
+    )
+
+
+def test_s3_server_stopped_during_registration(prefect_api, home, private_s3, wait_for):
+    """The bucket's endpoint goes away after training: the run fails naming the endpoint,
+    and nothing is registered."""
+    env = {
+        "MLOPS_HOME": str(home),
+        "PREFECT_API_URL": prefect_api,
+        "MLOPS_ARTIFACT_URI": f"s3://{private_s3['bucket']}/platform",
+        "MLFLOW_S3_ENDPOINT_URL": private_s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": private_s3["key"],
+        "AWS_SECRET_ACCESS_KEY": private_s3["secret"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLOPS_CV_FOLDS": "2",
+        "MLOPS_FAILPOINTS": json.dumps({"before-register": "pause"}),
+    }
+    run = subprocess.Popen(
+        [MLOPS, "train", "--epochs", "5", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    marker = home / "failpoints" / "before-register"
+    wait_for(marker.exists, 600, "the run reaching registration")
+    private_s3["process"].terminate()
+    private_s3["process"].wait(timeout=30)
+    marker.unlink()
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 1
+    assert private_s3["endpoint"] in stderr and "nothing registered" in stderr
+    assert "Traceback" not in stderr
+    assert assert_consistent(f"sqlite:///{home / 'mlflow.db'}") == {}
