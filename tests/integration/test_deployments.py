@@ -153,7 +153,7 @@ def wait_paused(prefect, flow_run):
 
 
 def test_approval_gate_approve_promotes(prefect, registry):
-    flow_run = start(prefect, "retrain", epochs=5, require_approval=True)
+    flow_run = start(prefect, "retrain", epochs=5, require_approval=True, force=True)
     wait_paused(prefect, flow_run)
     assert champion(registry) == "1"  # nothing moves while a person decides
     prefect.resume_flow_run(flow_run.id, run_input={"approve": True, "reviewer": "qa"})
@@ -164,7 +164,7 @@ def test_approval_gate_approve_promotes(prefect, registry):
 
 
 def test_approval_gate_reject_keeps_the_new_version_as_challenger(prefect, registry):
-    flow_run = start(prefect, "retrain", epochs=5, require_approval=True)
+    flow_run = start(prefect, "retrain", epochs=5, require_approval=True, force=True)
     wait_paused(prefect, flow_run)
     prefect.resume_flow_run(
         flow_run.id, run_input={"approve": False, "reviewer": "qa", "comment": "not on a Friday"}
@@ -179,7 +179,7 @@ def test_approval_gate_reject_keeps_the_new_version_as_challenger(prefect, regis
 def test_unanswered_approval_times_out_without_promoting(prefect, registry):
     before = len(registry.search_model_versions("name = 'digits'"))
     flow_run = start(
-        prefect, "retrain", epochs=5, require_approval=True, approval_timeout_seconds=5
+        prefect, "retrain", epochs=5, require_approval=True, approval_timeout_seconds=5, force=True
     )
     run = finish(prefect, flow_run)
     assert run.state.type.value == "FAILED"
