@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ logger = logging.getLogger(__name__)
 # How the several-GPU case replicates the model, per Keras backend. PyTorch has no entry: Keras's
 # own fit() does not distribute on it, so a PyTorch run trains on the first GPU.
 _DATA_PARALLEL = {"tensorflow": "mirrored", "jax": "data_parallel"}
+# How many batches, from the start of its first shuffled pass, a streaming fit sets its
+# feature scaling from.
+_ADAPT_BATCHES = 200
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,60 @@ class _FitProgress:
         partial.replace(self.folder / "progress.json")
 
 
+def parquet_classes(path: str | Path, target: str) -> np.ndarray:
+    """The sorted distinct labels of ``target``, read one row group of that column at a time."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    return unique_labels(
+        *(
+            pc.unique(file.read_row_group(group, columns=[target]).column(0)).to_numpy(
+                zero_copy_only=False
+            )
+            for group in range(file.num_row_groups)
+        )
+    )
+
+
+def parquet_batches(
+    path: str | Path,
+    target: str,
+    classes: np.ndarray,
+    batch_size: int,
+    row_groups: Sequence[int],
+    seed: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless (features, class codes) batches: every column but ``target`` is a feature.
+
+    Each pass visits ``row_groups`` in a fresh seeded order and shuffles the rows within each,
+    so only one row group is in memory at a time. One pass is ``parquet_steps`` batches.
+    """
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    features = [name for name in file.schema_arrow.names if name != target]
+    rng = np.random.default_rng(seed)
+    while True:
+        for group in rng.permutation(np.asarray(row_groups)):
+            table = file.read_row_group(int(group), columns=[*features, target])
+            X = np.column_stack([table[name].to_numpy() for name in features]).astype("float32")
+            codes = np.searchsorted(classes, table[target].to_numpy(zero_copy_only=False))
+            del table
+            order = rng.permutation(len(codes))
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                yield X[rows], codes[rows]
+
+
+def parquet_steps(path: str | Path, row_groups: Sequence[int], batch_size: int) -> int:
+    """Batches in one pass of ``parquet_batches`` (a batch never spans two row groups)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    return sum(math.ceil(metadata.row_group(g).num_rows / batch_size) for g in row_groups)
+
+
 class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     """The Keras network behind the scikit-learn estimator API.
 
@@ -236,6 +295,51 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             y=codes,
             validation_data=(X_val, codes_val),
             batch_size=device.global_batch_size(self.batch_size),
+        )
+
+    def fit_parquet(
+        self,
+        path: str | Path,
+        target: str,
+        validation_path: str | Path | None = None,
+        callbacks: Sequence = (),
+    ):
+        """Fit from a Parquet file of any size, holding one row group in memory at a time.
+
+        The classes come from a pass over the ``target`` column alone; the scaling is set from
+        the first batches of a shuffled pass. Without ``validation_path``, a seeded
+        ``validation_fraction`` of the file's row groups is held out for early stopping.
+        """
+        import pyarrow.parquet as pq
+
+        self.classes_ = parquet_classes(path, target)
+        groups = np.arange(pq.ParquetFile(path).num_row_groups)
+        if validation_path is None:
+            if len(groups) < 2:
+                raise ValueError(
+                    f"{path} has one row group, so none can be held out for validation: "
+                    "pass validation_path, or write the file with several row groups"
+                )
+            held_out = max(1, round(self.validation_fraction * len(groups)))
+            shuffled = np.random.default_rng(self.random_state).permutation(groups)
+            validation_path, train, validation = path, shuffled[held_out:], shuffled[:held_out]
+        else:
+            train, validation = groups, np.arange(pq.ParquetFile(validation_path).num_row_groups)
+        device = detect_device()
+        batch = device.global_batch_size(self.batch_size)
+        first_pass = parquet_batches(path, target, self.classes_, batch, train, self.random_state)
+        sample = np.concatenate([X for X, _ in itertools.islice(first_pass, _ADAPT_BATCHES)])
+        return self._train(
+            device,
+            sample,
+            callbacks,
+            x=parquet_batches(path, target, self.classes_, batch, train, self.random_state),
+            steps_per_epoch=parquet_steps(path, train, batch),
+            validation_data=parquet_batches(
+                validation_path, target, self.classes_, batch, validation, self.random_state
+            ),
+            validation_steps=parquet_steps(validation_path, validation, batch),
+            shuffle=False,  # the batches come shuffled
         )
 
     def _train(self, device: DeviceStrategy, sample: np.ndarray, callbacks: Sequence, **data):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.base import clone
 
@@ -138,3 +140,31 @@ def test_an_interrupted_fit_resumes_from_its_last_epoch(digits, tmp_path):
         model.predict(digits.drop(columns="target").iloc[1200:]) == digits["target"].iloc[1200:]
     ).mean() > 0.9
     assert not checkpoints.exists()  # a completed fit leaves no backup behind
+
+
+def _parquet(frame, path, rows_per_group: int):
+    pq.write_table(pa.Table.from_pandas(frame), path, row_group_size=rows_per_group)
+    return path
+
+
+def test_streaming_fit_learns_from_a_parquet_file_by_row_groups(digits, tmp_path):
+    frame = digits.assign(target=digits["target"].map(lambda v: f"digit-{v}"))
+    path = _parquet(frame.iloc[:1400], tmp_path / "train.parquet", rows_per_group=100)
+    seen = _Epochs()
+    model = KerasMLPClassifier(epochs=15, random_state=1).fit_parquet(
+        path, "target", callbacks=[seen]
+    )
+    assert list(model.classes_) == [f"digit-{d}" for d in range(10)]
+    assert model.n_features_in_ == 64 and model.n_epochs_ == len(seen.run)
+    held_out = frame.iloc[1400:]
+    accuracy = (model.predict(held_out.drop(columns="target")) == held_out["target"]).mean()
+    assert accuracy > 0.9
+
+
+def test_streaming_fit_needs_somewhere_to_validate(digits, tmp_path):
+    path = _parquet(digits, tmp_path / "one_group.parquet", rows_per_group=len(digits))
+    with pytest.raises(ValueError, match="validation_path"):
+        KerasMLPClassifier(epochs=1).fit_parquet(path, "target")
+    validation = _parquet(digits.iloc[:300], tmp_path / "validation.parquet", 100)
+    model = KerasMLPClassifier(epochs=2).fit_parquet(path, "target", validation_path=validation)
+    assert len(model.history_["val_loss"]) == 2
