@@ -1,9 +1,15 @@
-"""Keras models and their fitting; the device strategy (CPU or GPU) in one place."""
+"""Keras models and their fitting; the device strategy (CPU, GPU, several GPUs) in one place."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import logging
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -15,6 +21,13 @@ from tasks.baselines import BASELINES, build_baseline
 
 logger = logging.getLogger(__name__)
 
+# How the several-GPU case replicates the model, per Keras backend. PyTorch has no entry: Keras's
+# own fit() does not distribute on it, so a PyTorch run trains on the first GPU.
+_DATA_PARALLEL = {"tensorflow": "mirrored", "jax": "data_parallel"}
+# How many batches, from the start of its first shuffled pass, a streaming fit sets its
+# feature scaling from.
+_ADAPT_BATCHES = 200
+
 
 @dataclass(frozen=True)
 class DeviceStrategy:
@@ -23,13 +36,66 @@ class DeviceStrategy:
     backend: str
     device: str
     accelerators: int
+    strategy: str
+    precision: str
+    replicas: int
 
     def as_params(self) -> dict[str, str | int]:
         return {f"device_{key}": value for key, value in asdict(self).items()}
 
+    def global_batch_size(self, per_replica: int) -> int:
+        """The batch fit() is given: each replica takes ``per_replica`` rows of it."""
+        return per_replica * self.replicas
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Build and fit inside this: the precision policy and, for several GPUs, the replicas.
+
+        The global dtype policy is restored on the way out; a model built inside keeps its own.
+        """
+        import keras
+
+        previous = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy(self.precision)
+        try:
+            with self._replicated():
+                yield
+        finally:
+            keras.mixed_precision.set_dtype_policy(previous)
+
+    def _replicated(self) -> contextlib.AbstractContextManager:
+        if self.strategy == "mirrored":
+            import tensorflow as tf
+
+            return tf.distribute.MirroredStrategy().scope()
+        if self.strategy == "data_parallel":
+            import keras
+
+            gpus = keras.distribution.list_devices("gpu")
+            return keras.distribution.DataParallel(devices=gpus).scope()
+        return contextlib.nullcontext()
+
+
+def choose_strategy(backend: str, gpus: int) -> DeviceStrategy:
+    """What training does with ``gpus`` GPUs on a Keras backend (a pure function of the two).
+
+    None: float32 on the CPU. One: Keras places the work on it; mixed float16 (the output layer
+    stays float32). Several: one replica per GPU (``tf.distribute.MirroredStrategy`` on
+    TensorFlow, ``keras.distribution.DataParallel`` on JAX), the global batch scaled to match.
+    """
+    parallel = _DATA_PARALLEL.get(backend) if gpus > 1 else None
+    return DeviceStrategy(
+        backend=backend,
+        device="gpu" if gpus else "cpu",
+        accelerators=gpus,
+        strategy=parallel or "default",
+        precision="mixed_float16" if gpus else "float32",
+        replicas=gpus if parallel else 1,
+    )
+
 
 def detect_device() -> DeviceStrategy:
-    """GPUs visible to the active Keras backend; Keras places work on the first one itself."""
+    """The strategy for the GPUs visible to the active Keras backend."""
     import keras
 
     backend = keras.backend.backend()
@@ -46,21 +112,27 @@ def detect_device() -> DeviceStrategy:
         import torch
 
         count = torch.cuda.device_count()
-    return DeviceStrategy(backend=backend, device="gpu" if count else "cpu", accelerators=count)
+    return choose_strategy(backend, count)
 
 
-def build_network(n_features: int, n_classes: int, hidden_units: int, learning_rate: float):
+def build_network(sample: np.ndarray, n_classes: int, hidden_units: int, learning_rate: float):
     """The reference network: Flatten, Dense(128, ReLU), Dense(softmax); Adam; sparse CE.
 
-    A Normalization layer in front carries the feature scaling inside the saved model, so the
-    registered model takes raw feature values.
+    A Normalization layer in front, set to the mean and variance of ``sample``, carries the
+    feature scaling inside the saved model, so the registered model takes raw feature values.
+    A column that is constant in the sample is scaled by 1 rather than by ~1e7 (Keras's
+    epsilon): in float16 a later non-zero value there would overflow to inf, and the
+    prediction to NaN.
     """
     import keras
 
+    mean, variance = sample.mean(axis=0), sample.var(axis=0)
     model = keras.Sequential(
         [
-            keras.Input(shape=(n_features,), name="features"),
-            keras.layers.Normalization(name="scaling"),
+            keras.Input(shape=(sample.shape[1],), name="features"),
+            keras.layers.Normalization(
+                mean=mean, variance=np.where(variance > 0, variance, 1.0), name="scaling"
+            ),
             keras.layers.Flatten(),
             keras.layers.Dense(hidden_units, activation="relu"),
             keras.layers.Dense(n_classes, activation="softmax", dtype="float32"),
@@ -74,12 +146,108 @@ def build_network(n_features: int, n_classes: int, hidden_units: int, learning_r
     return model
 
 
+class _FitProgress:
+    """The epochs' logs and the early stopping's state, kept beside BackupAndRestore's backup.
+
+    BackupAndRestore brings back the weights, the optimizer and the epoch, but EarlyStopping
+    starts afresh: patience reset, the best weights so far forgotten. With these restored too,
+    a resumed fit stops when, and keeps the weights that, the uninterrupted fit would have.
+    """
+
+    def __init__(self, folder: Path, stop):
+        self.folder = folder
+        self.stop = stop
+        self.history: dict[str, list[float]] = {}
+
+    def restore(self, logs=None) -> None:
+        state = self.folder / "progress.json"
+        if not state.exists():
+            return
+        saved = json.loads(state.read_text())
+        self.history = saved["history"]
+        self.stop.wait, self.stop.best, self.stop.best_epoch = saved["early_stopping"]
+        with np.load(self.folder / "best_weights.npz") as best:
+            self.stop.best_weights = [best[f"arr_{i}"] for i in range(len(best.files))]
+        logger.info("Resuming from %s after %d epochs", self.folder, len(self.history["loss"]))
+
+    def save(self, epoch: int, logs: dict) -> None:
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+        if self.stop.best_epoch == epoch:
+            np.savez(self.folder / "best_weights.npz", *self.stop.best_weights)
+        saved = {
+            "history": self.history,
+            "early_stopping": [self.stop.wait, float(self.stop.best), self.stop.best_epoch],
+        }
+        partial = self.folder / "progress.json.partial"
+        partial.write_text(json.dumps(saved))
+        partial.replace(self.folder / "progress.json")
+
+
+def parquet_classes(path: str | Path, target: str) -> np.ndarray:
+    """The sorted distinct labels of ``target``, read one row group of that column at a time."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    return unique_labels(
+        *(
+            pc.unique(file.read_row_group(group, columns=[target]).column(0)).to_numpy(
+                zero_copy_only=False
+            )
+            for group in range(file.num_row_groups)
+        )
+    )
+
+
+def parquet_batches(
+    path: str | Path,
+    target: str,
+    classes: np.ndarray,
+    batch_size: int,
+    row_groups: Sequence[int],
+    seed: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless (features, class codes) batches: every column but ``target`` is a feature.
+
+    Each pass visits ``row_groups`` in a fresh seeded order and shuffles the rows within each,
+    so only one row group is in memory at a time. One pass is ``parquet_steps`` batches.
+    """
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    features = [name for name in file.schema_arrow.names if name != target]
+    rng = np.random.default_rng(seed)
+    while True:
+        for group in rng.permutation(np.asarray(row_groups)):
+            table = file.read_row_group(int(group), columns=[*features, target])
+            X = np.column_stack([table[name].to_numpy() for name in features]).astype("float32")
+            codes = np.searchsorted(classes, table[target].to_numpy(zero_copy_only=False))
+            del table
+            order = rng.permutation(len(codes))
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                yield X[rows], codes[rows]
+
+
+def parquet_steps(path: str | Path, row_groups: Sequence[int], batch_size: int) -> int:
+    """Batches in one pass of ``parquet_batches`` (a batch never spans two row groups)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    return sum(math.ceil(metadata.row_group(g).num_rows / batch_size) for g in row_groups)
+
+
 class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     """The Keras network behind the scikit-learn estimator API.
 
     That lets cross-validation, evaluation and registration treat every candidate alike.
     Without ``validation_data``, early stopping watches a stratified ``validation_fraction``
     of the training rows, like scikit-learn's ``MLPClassifier(early_stopping=True)``.
+    ``batch_size`` is per replica: on several GPUs each step takes that many rows per GPU.
+    With ``checkpoint_dir``, every epoch is backed up there; a fit that dies part-way resumes
+    from its last completed epoch when fitted again with the same folder (and the same data
+    and parameters), and the folder is removed once a fit completes.
     """
 
     def __init__(
@@ -91,6 +259,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         patience: int = 8,
         validation_fraction: float = 0.2,
         random_state: int = 42,
+        checkpoint_dir: str | Path | None = None,
     ):
         self.hidden_units = hidden_units
         self.epochs = epochs
@@ -99,10 +268,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
 
-    def fit(self, X, y, validation_data=None):
-        import keras
-
+    def fit(self, X, y, validation_data=None, callbacks: Sequence = ()):
+        """Fit in memory; ``callbacks`` are extra Keras callbacks, run after the estimator's."""
         X = np.asarray(X, dtype="float32")
         self.classes_ = unique_labels(y)
         codes = np.searchsorted(self.classes_, np.asarray(y))
@@ -117,31 +286,101 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             X_val = np.asarray(validation_data[0], dtype="float32")
             codes_val = np.searchsorted(self.classes_, np.asarray(validation_data[1]))
-        keras.utils.set_random_seed(self.random_state)
-        self.model_ = build_network(
-            X.shape[1], len(self.classes_), self.hidden_units, self.learning_rate
+        device = detect_device()
+        return self._train(
+            device,
+            X,
+            callbacks,
+            x=X,
+            y=codes,
+            validation_data=(X_val, codes_val),
+            batch_size=device.global_batch_size(self.batch_size),
         )
-        self.model_.get_layer("scaling").adapt(X)
+
+    def fit_parquet(
+        self,
+        path: str | Path,
+        target: str,
+        validation_path: str | Path | None = None,
+        callbacks: Sequence = (),
+    ):
+        """Fit from a Parquet file of any size, holding one row group in memory at a time.
+
+        The classes come from a pass over the ``target`` column alone; the scaling is set from
+        the first batches of a shuffled pass. Without ``validation_path``, a seeded
+        ``validation_fraction`` of the file's row groups is held out for early stopping.
+        """
+        import pyarrow.parquet as pq
+
+        self.classes_ = parquet_classes(path, target)
+        groups = np.arange(pq.ParquetFile(path).num_row_groups)
+        if validation_path is None:
+            if len(groups) < 2:
+                raise ValueError(
+                    f"{path} has one row group, so none can be held out for validation: "
+                    "pass validation_path, or write the file with several row groups"
+                )
+            held_out = max(1, round(self.validation_fraction * len(groups)))
+            shuffled = np.random.default_rng(self.random_state).permutation(groups)
+            validation_path, train, validation = path, shuffled[held_out:], shuffled[:held_out]
+        else:
+            train, validation = groups, np.arange(pq.ParquetFile(validation_path).num_row_groups)
+        device = detect_device()
+        batch = device.global_batch_size(self.batch_size)
+        first_pass = parquet_batches(path, target, self.classes_, batch, train, self.random_state)
+        sample = np.concatenate([X for X, _ in itertools.islice(first_pass, _ADAPT_BATCHES)])
+        return self._train(
+            device,
+            sample,
+            callbacks,
+            x=parquet_batches(path, target, self.classes_, batch, train, self.random_state),
+            steps_per_epoch=parquet_steps(path, train, batch),
+            validation_data=parquet_batches(
+                validation_path, target, self.classes_, batch, validation, self.random_state
+            ),
+            validation_steps=parquet_steps(validation_path, validation, batch),
+            shuffle=False,  # the batches come shuffled
+        )
+
+    def _train(self, device: DeviceStrategy, sample: np.ndarray, callbacks: Sequence, **data):
+        """Build the network under ``device``, its scaling set by ``sample``; fit on ``data``."""
+        import keras
+
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=self.patience, restore_best_weights=True
         )
-        history = self.model_.fit(
-            X,
-            codes,
-            validation_data=(X_val, codes_val),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            callbacks=[stop],
-            verbose=0,
+        own = [stop]
+        progress = None
+        if self.checkpoint_dir is not None:
+            folder = Path(self.checkpoint_dir)
+            progress = _FitProgress(folder, stop)
+            own += [
+                keras.callbacks.BackupAndRestore(str(folder)),
+                keras.callbacks.LambdaCallback(
+                    on_train_begin=progress.restore, on_epoch_end=progress.save
+                ),
+            ]
+        with device.applied():
+            keras.utils.set_random_seed(self.random_state)
+            self.model_ = build_network(
+                sample, len(self.classes_), self.hidden_units, self.learning_rate
+            )
+            history = self.model_.fit(
+                **data, epochs=self.epochs, callbacks=[*own, *callbacks], verbose=0
+            )
+        self.history_ = (
+            progress.history
+            if progress
+            else {name: [float(v) for v in values] for name, values in history.history.items()}
         )
-        self.history_ = {
-            name: [float(v) for v in values] for name, values in history.history.items()
-        }
-        self.n_epochs_ = len(history.epoch)
+        self.n_epochs_ = len(self.history_["loss"])
         self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = sample.shape[1]
         logger.info(
-            "Keras network: %d epochs (best %d), val_accuracy %.4f",
+            "Keras network on %s (%s, %s): %d epochs (best %d), val_accuracy %.4f",
+            device.device,
+            device.strategy,
+            device.precision,
             self.n_epochs_,
             self.best_epoch_,
             self.history_["val_accuracy"][self.best_epoch_ - 1],
@@ -160,10 +399,13 @@ KERAS_FAMILY = "keras_mlp"
 CANDIDATES = (KERAS_FAMILY, *BASELINES)
 
 
-def build_candidate(family: str, epochs: int, seed: int) -> ClassifierMixin:
-    """An unfitted candidate: the Keras network or one of the scikit-learn baselines."""
+def build_candidate(
+    family: str, epochs: int, seed: int, checkpoint_dir: str | Path | None = None
+) -> ClassifierMixin:
+    """An unfitted candidate: the Keras network (backed up each epoch to ``checkpoint_dir``
+    when given) or one of the scikit-learn baselines."""
     if family == KERAS_FAMILY:
-        return KerasMLPClassifier(epochs=epochs, random_state=seed)
+        return KerasMLPClassifier(epochs=epochs, random_state=seed, checkpoint_dir=checkpoint_dir)
     return build_baseline(family, seed)
 
 

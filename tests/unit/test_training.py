@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from sklearn.base import clone
 
-from tasks.training import CANDIDATES, KerasMLPClassifier, build_candidate, detect_device
+import tasks.training
+from tasks.training import (
+    CANDIDATES,
+    KerasMLPClassifier,
+    build_candidate,
+    choose_strategy,
+    detect_device,
+)
 
 
 def test_network_learns_digits_and_keeps_its_labels(digits):
@@ -31,15 +42,16 @@ def test_reference_architecture():
     assert model.model_.loss == "sparse_categorical_crossentropy"
 
 
-def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
-    original = KerasMLPClassifier(epochs=3, hidden_units=16)
+def test_clone_gives_an_unfitted_copy_with_the_same_parameters(tmp_path):
+    original = KerasMLPClassifier(epochs=3, hidden_units=16, checkpoint_dir=tmp_path)
     copy = clone(original)
     assert copy.get_params() == original.get_params() and not hasattr(copy, "model_")
 
 
-def test_every_candidate_family_builds():
+def test_every_candidate_family_builds(tmp_path):
     assert CANDIDATES == ("keras_mlp", "logistic_regression", "gradient_boosting")
-    assert build_candidate("keras_mlp", epochs=7, seed=3).epochs == 7
+    network = build_candidate("keras_mlp", epochs=7, seed=3, checkpoint_dir=tmp_path)
+    assert (network.epochs, network.checkpoint_dir) == (7, tmp_path)
     assert hasattr(build_candidate("gradient_boosting", epochs=7, seed=3), "fit")
 
 
@@ -47,4 +59,112 @@ def test_device_names_what_the_backend_sees():
     device = detect_device()
     assert device.backend == "tensorflow"
     assert device.device == ("gpu" if device.accelerators else "cpu")
+    assert device == choose_strategy("tensorflow", device.accelerators)
     assert device.as_params()["device_device"] == device.device
+
+
+@pytest.mark.parametrize(
+    ("backend", "gpus", "device", "strategy", "precision", "replicas"),
+    [
+        ("tensorflow", 0, "cpu", "default", "float32", 1),
+        ("tensorflow", 1, "gpu", "default", "mixed_float16", 1),
+        ("tensorflow", 4, "gpu", "mirrored", "mixed_float16", 4),
+        ("jax", 4, "gpu", "data_parallel", "mixed_float16", 4),
+        ("torch", 4, "gpu", "default", "mixed_float16", 1),  # Keras's fit() stays on one GPU
+    ],
+)
+def test_strategy_for_no_one_and_several_gpus(backend, gpus, device, strategy, precision, replicas):
+    chosen = choose_strategy(backend, gpus)
+    assert chosen.as_params() == {
+        "device_backend": backend,
+        "device_device": device,
+        "device_accelerators": gpus,
+        "device_strategy": strategy,
+        "device_precision": precision,
+        "device_replicas": replicas,
+    }
+    assert chosen.global_batch_size(64) == 64 * replicas
+
+
+def test_gpu_strategy_trains_in_mixed_precision_with_a_float32_output(
+    digits, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(tasks.training, "detect_device", lambda: choose_strategy("tensorflow", 1))
+    X, y = digits.drop(columns="target"), digits["target"]
+    model = KerasMLPClassifier(epochs=10, random_state=0).fit(X.iloc[:1200], y.iloc[:1200])
+    hidden, output = model.model_.layers[2], model.model_.layers[3]
+    assert (hidden.compute_dtype, hidden.variable_dtype) == ("float16", "float32")
+    assert output.compute_dtype == "float32"
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # only inside the fit
+    probabilities = model.predict_proba(X.iloc[1200:])
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (model.predict(X.iloc[1200:]) == y.iloc[1200:].to_numpy()).mean() > 0.9
+    model.model_.save(tmp_path / "network.keras")  # as the registry saves it
+    reloaded = keras.models.load_model(tmp_path / "network.keras")
+    np.testing.assert_allclose(reloaded.predict(X.iloc[1200:], verbose=0), probabilities)
+
+
+class _Epochs(keras.callbacks.Callback):
+    """Records the epochs a fit runs, and dies like a killed process at ``die_at``."""
+
+    def __init__(self, die_at: int | None = None):
+        super().__init__()
+        self.die_at = die_at
+        self.run: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.die_at:
+            raise KeyboardInterrupt
+        self.run.append(epoch)
+
+
+def test_an_interrupted_fit_resumes_from_its_last_epoch(digits, tmp_path):
+    X, y = digits.drop(columns="target").iloc[:1200], digits["target"].iloc[:1200]
+    checkpoints = tmp_path / "checkpoints"
+    first = _Epochs(die_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        KerasMLPClassifier(epochs=10, patience=50, checkpoint_dir=checkpoints).fit(
+            X, y, callbacks=[first]
+        )
+    assert first.run == [0, 1, 2, 3] and any(checkpoints.iterdir())
+
+    second = _Epochs()
+    model = KerasMLPClassifier(epochs=10, patience=50, checkpoint_dir=checkpoints).fit(
+        X, y, callbacks=[second]
+    )
+    assert second.run == [4, 5, 6, 7, 8, 9]
+    assert model.n_epochs_ == len(model.history_["val_loss"]) == 10
+    assert model.history_["loss"][0] > model.history_["loss"][4] > model.history_["loss"][9]
+    assert (
+        model.predict(digits.drop(columns="target").iloc[1200:]) == digits["target"].iloc[1200:]
+    ).mean() > 0.9
+    assert not checkpoints.exists()  # a completed fit leaves no backup behind
+
+
+def _parquet(frame, path, rows_per_group: int):
+    pq.write_table(pa.Table.from_pandas(frame), path, row_group_size=rows_per_group)
+    return path
+
+
+def test_streaming_fit_learns_from_a_parquet_file_by_row_groups(digits, tmp_path):
+    frame = digits.assign(target=digits["target"].map(lambda v: f"digit-{v}"))
+    path = _parquet(frame.iloc[:1400], tmp_path / "train.parquet", rows_per_group=100)
+    seen = _Epochs()
+    model = KerasMLPClassifier(epochs=15, random_state=1).fit_parquet(
+        path, "target", callbacks=[seen]
+    )
+    assert list(model.classes_) == [f"digit-{d}" for d in range(10)]
+    assert model.n_features_in_ == 64 and model.n_epochs_ == len(seen.run)
+    held_out = frame.iloc[1400:]
+    accuracy = (model.predict(held_out.drop(columns="target")) == held_out["target"]).mean()
+    assert accuracy > 0.9
+
+
+def test_streaming_fit_needs_somewhere_to_validate(digits, tmp_path):
+    path = _parquet(digits, tmp_path / "one_group.parquet", rows_per_group=len(digits))
+    with pytest.raises(ValueError, match="validation_path"):
+        KerasMLPClassifier(epochs=1).fit_parquet(path, "target")
+    validation = _parquet(digits.iloc[:300], tmp_path / "validation.parquet", 100)
+    model = KerasMLPClassifier(epochs=2).fit_parquet(path, "target", validation_path=validation)
+    assert len(model.history_["val_loss"]) == 2
