@@ -205,8 +205,9 @@ def detect_device(settings: Settings, run_id: str) -> training.DeviceStrategy:
 def fit_candidate(
     settings: Settings, family: str, splits: data.Splits, epochs: int, job_key: str
 ) -> Any:
+    checkpoints = settings.checkpoint_root / job_key / family  # a rerun resumes from here
     return training.fit_candidate(
-        training.build_candidate(family, epochs, settings.seed),
+        training.build_candidate(family, epochs, settings.seed, checkpoints),
         splits.X_train,
         splits.y_train,
         splits.X_val,

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         uri = self.resolved_artifact_uri
         return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
 
+    @property
+    def checkpoint_root(self) -> Path:
+        """Per-epoch training backups: under a local artifact root; with an S3 root, a local
+        cache under the home (Keras backs up to files)."""
+        if self.artifacts_on_s3:
+            return self.home_dir / "cache" / "checkpoints"
+        return self.artifact_root / "checkpoints"
+
     def prepare(self) -> None:
         """Create the home and keep Prefect's state in it; called once by each entry point."""
         self.home_dir.mkdir(parents=True, exist_ok=True)
