@@ -211,7 +211,14 @@ def test_promoting_a_missing_version_fails_and_changes_nothing(prefect, registry
 
 
 def test_predict_deployment_writes_predictions_with_row_ids(prefect, stack, tmp_path):
-    out = tmp_path / "scored" / "digits.parquet"
+    outside = tmp_path / "digits.parquet"  # not under the home, the worker's folder or artifacts
+    run = finish(
+        prefect, start(prefect, "predict", data_uri="builtin:digits", output_uri=str(outside))
+    )
+    assert run.state.type.value == "FAILED" and "outside the allowed roots" in run.state.message
+    assert not outside.exists()
+
+    out = stack["home"] / "scored" / "digits.parquet"
     run = finish(prefect, start(prefect, "predict", data_uri="builtin:digits", output_uri=str(out)))
     assert run.state.type.value == "COMPLETED", run.state.message
     import pandas as pd
