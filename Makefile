@@ -33,3 +33,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_validation.py
+	$(BIN)/python tests/benchmarks/bench_pipeline.py

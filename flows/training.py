@@ -205,14 +205,15 @@ def detect_device(settings: Settings, run_id: str) -> training.DeviceStrategy:
 def fit_candidate(
     settings: Settings, family: str, splits: data.Splits, epochs: int, job_key: str
 ) -> Any:
-    checkpoints = settings.checkpoint_root / job_key / family  # a rerun resumes from here
-    return training.fit_candidate(
-        training.build_candidate(family, epochs, settings.seed, checkpoints),
-        splits.X_train,
-        splits.y_train,
-        splits.X_val,
-        splits.y_val,
-    )
+    # Backed up every epoch, keyed by the job: a rerun after a crash resumes from here.
+    with training.claimed(settings.checkpoint_root / job_key / family) as checkpoints:
+        return training.fit_candidate(
+            training.build_candidate(family, epochs, settings.seed, checkpoints),
+            splits.X_train,
+            splits.y_train,
+            splits.X_val,
+            splits.y_val,
+        )
 
 
 @step(name="evaluate candidates")

@@ -409,6 +409,32 @@ def build_candidate(
     return build_baseline(family, seed)
 
 
+@contextlib.contextmanager
+def claimed(folder: Path) -> Iterator[Path]:
+    """A fit's backup folder, for this process alone while it trains.
+
+    Two identical jobs at once share a folder name; the second trains from a fresh private
+    folder instead of trampling the first one's backups. The claim is a file lock, so the
+    folder of a process that was killed is free again for the rerun that resumes from it.
+    """
+    import fcntl
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / f"{folder.name}.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owned = False
+        else:
+            owned = True
+        if owned:
+            yield folder
+            return
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f"{folder.name}-") as own:
+            yield Path(own)
+
+
 def fit_candidate(estimator: ClassifierMixin, X_train, y_train, X_val, y_val) -> ClassifierMixin:
     """Fit on the training rows; the network also watches the validation rows to stop early."""
     if isinstance(estimator, KerasMLPClassifier):

@@ -15,6 +15,7 @@ from tasks.training import (
     KerasMLPClassifier,
     build_candidate,
     choose_strategy,
+    claimed,
     detect_device,
 )
 
@@ -168,3 +169,15 @@ def test_streaming_fit_needs_somewhere_to_validate(digits, tmp_path):
     validation = _parquet(digits.iloc[:300], tmp_path / "validation.parquet", 100)
     model = KerasMLPClassifier(epochs=2).fit_parquet(path, "target", validation_path=validation)
     assert len(model.history_["val_loss"]) == 2
+
+
+def test_a_backup_folder_belongs_to_one_fit_at_a_time(tmp_path):
+    folder = tmp_path / "job" / "keras_mlp"
+    with claimed(folder) as first:
+        assert first == folder
+        with claimed(folder) as second:  # an identical job at the same moment
+            assert second != folder and second.parent == folder.parent
+            assert second.is_dir()
+        assert not second.exists()  # its private folder goes with it
+    with claimed(folder) as again:  # released: the next run resumes from the shared one
+        assert again == folder
