@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="Testing only: named points where the process dies or waits, "
         'e.g. {"after-register": "kill"}.',
     )
+    dask_address: str | None = Field(
+        default=None,
+        description="Dask scheduler (tcp://host:port) that runs a sweep's tasks; default: local.",
+    )
+    sweep_workers: int = Field(
+        default=2, ge=1, description="Sweep tasks run at once locally (without a Dask cluster)."
+    )
 
     @cached_property
     def home_dir(self) -> Path:

@@ -1,0 +1,163 @@
+"""The sweep: every candidate on every cross-validation fold, as parallel Prefect tasks.
+
+Locally the tasks run on a thread pool; with MLOPS_DASK_ADDRESS set they run on that Dask
+cluster (prefect-dask), whose workers need the platform installed. Each candidate becomes a
+nested MLflow run under the training run; the best is refitted on the training rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import unmapped
+
+from tasks import data, evaluation, registry, sweep, training
+from tasks.settings import Settings
+
+step = task(cache_policy=NO_CACHE)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The winner of a sweep, ready for registration, and the record of every candidate."""
+
+    candidate: sweep.Candidate
+    estimator: Any  # the best candidate, refitted on the training rows
+    scores: dict[str, float]  # its test_* metrics on the test rows
+    cv: dict[str, float]  # its cv_*_mean / cv_*_std over the folds
+    candidates: list[dict[str, Any]]  # name, family, params, cv metrics, run_id of each
+
+    @property
+    def family(self) -> str:
+        return self.candidate.family
+
+
+def task_runner(settings: Settings) -> TaskRunner:
+    """The Dask cluster at MLOPS_DASK_ADDRESS, or threads on this machine."""
+    if settings.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.dask_address)
+    return ThreadPoolTaskRunner(max_workers=settings.sweep_workers)
+
+
+@step(name="score fold", task_run_name="{candidate.name} fold {fold}")
+def score_fold(
+    candidate: sweep.Candidate,
+    fold: int,
+    epochs: int,
+    seed: int,
+    X: pd.DataFrame,
+    y: pd.Series,
+    train_rows: np.ndarray,
+    held_out_rows: np.ndarray,
+) -> dict[str, float]:
+    return sweep.score_fold(candidate, epochs, seed, X, y, train_rows, held_out_rows)
+
+
+@step(name="log candidates")
+def log_candidates(
+    settings: Settings,
+    run_id: str,
+    experiment: str,
+    candidates: list[sweep.Candidate],
+    fold_scores: list[list[dict[str, float]]],
+    summaries: list[dict[str, float]],
+    best: int,
+) -> list[dict[str, Any]]:
+    """One nested MLflow run per candidate: its parameters, per-fold and summary metrics."""
+    records = []
+    for index, (candidate, folds, summary) in enumerate(
+        zip(candidates, fold_scores, summaries, strict=True)
+    ):
+        tags = {
+            "mlflow.parentRunId": run_id,
+            "mlops.sweep.family": candidate.family,
+            "mlops.sweep.best": str(index == best).lower(),
+        }
+        with registry.tracking_run(settings, experiment, candidate.name, tags) as child:
+            registry.log_params(settings, child, {"family": candidate.family, **candidate.params})
+            for fold, scores in enumerate(folds):
+                registry.log_metrics(
+                    settings,
+                    child,
+                    {f"fold_{k.removeprefix('test_')}": v for k, v in scores.items()},
+                    step=fold,
+                )
+            registry.log_metrics(settings, child, summary)
+        records.append(
+            {
+                "name": candidate.name,
+                "family": candidate.family,
+                "params": candidate.params,
+                "run_id": child,
+                **summary,
+            }
+        )
+    return records
+
+
+@step(name="refit best", task_run_name="refit {candidate.name}")
+def refit_best(
+    settings: Settings, run_id: str, candidate: sweep.Candidate, splits: data.Splits, epochs: int
+) -> tuple[Any, dict[str, float]]:
+    estimator = training.fit_candidate(
+        candidate.build(epochs, settings.seed),
+        splits.X_train,
+        splits.y_train,
+        splits.X_val,
+        splits.y_val,
+    )
+    scores = evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
+    registry.log_params(
+        settings, run_id, {f"sweep.best.{k}": v for k, v in candidate.params.items()}
+    )
+    registry.log_params(settings, run_id, {"sweep.best": candidate.name})
+    return estimator, scores
+
+
+def run_sweep(
+    settings: Settings,
+    run_id: str,
+    experiment: str,
+    splits: data.Splits,
+    epochs: int,
+    candidates: list[sweep.Candidate],
+) -> SweepResult:
+    """Cross-validate every candidate in parallel, log each under `run_id`, refit the best.
+
+    Folds come from the training and validation rows together, as in the training flow's
+    cross-validation; the test rows stay unseen until the winner is scored on them.
+    """
+    X = pd.concat([splits.X_train, splits.X_val])
+    y = pd.concat([splits.y_train, splits.y_val])
+    folds = sweep.fold_indices(y, settings.cv_folds, settings.seed)
+    pairs = [(c, f) for c in candidates for f in range(len(folds))]
+    with task_runner(settings) as runner:
+        futures = runner.map(
+            score_fold,
+            {
+                "candidate": [c for c, _ in pairs],
+                "fold": [f for _, f in pairs],
+                "epochs": unmapped(epochs),
+                "seed": unmapped(settings.seed),
+                "X": unmapped(X),
+                "y": unmapped(y),
+                "train_rows": [folds[f][0] for _, f in pairs],
+                "held_out_rows": [folds[f][1] for _, f in pairs],
+            },
+        )
+        results = futures.result()
+    fold_scores = [results[i : i + len(folds)] for i in range(0, len(results), len(folds))]
+    summaries = [sweep.summarize(scores) for scores in fold_scores]
+    best = sweep.best_index(summaries, settings.promotion_metric)
+    records = log_candidates(settings, run_id, experiment, candidates, fold_scores, summaries, best)
+    registry.log_metrics(settings, run_id, summaries[best])
+    estimator, scores = refit_best(settings, run_id, candidates[best], splits, epochs)
+    return SweepResult(candidates[best], estimator, scores, summaries[best], records)

@@ -1,0 +1,150 @@
+"""`mlops train --sweep`'s search: candidates x folds as Prefect tasks, on threads or on a real
+Dask cluster (a scheduler and two workers on loopback), each candidate a nested MLflow run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from prefect import flow
+
+from flows.sweep import SweepResult, run_sweep
+from tasks import registry
+from tasks.data import split_frame
+from tasks.settings import load_settings
+from tasks.sweep import SPACE, search_space
+
+pytestmark = pytest.mark.slow
+
+DASK = str(Path(sys.executable).with_name("dask"))
+# Four candidates of two families, a few epochs: the shape of a sweep in seconds.
+TINY = {
+    "keras_mlp": {"hidden_units": [8, 32]},
+    "logistic_regression": {"logisticregression__C": [0.001, 1.0]},
+}
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def splits(digits):
+    return split_frame(digits, "target", 0.2, 0.2, 42)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(free_port, prefect_api):
+    """`dask scheduler` and two `dask worker --nthreads 1` processes on loopback."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    processes: list[subprocess.Popen] = []
+
+    def start(*args: str) -> None:
+        command = [DASK, *args, "--host", "127.0.0.1", "--no-dashboard"]
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+
+    try:
+        start("scheduler", "--port", str(port))
+        for name in ("worker-a", "worker-b"):
+            start("worker", address, "--nthreads", "1", "--name", name)
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield {"address": address, "client": client}
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+@flow(name="training")
+def training_with_sweep(splits, candidates) -> tuple[str, SweepResult, str]:
+    """What `mlops train --sweep` does around the sweep: a flow run holding an MLflow run."""
+    from prefect.runtime import flow_run
+
+    settings = load_settings()
+    with registry.tracking_run(settings, "digits", "train-digits", {}) as run_id:
+        result = run_sweep(settings, run_id, "digits", splits, EPOCHS, candidates)
+    return run_id, result, str(flow_run.id)
+
+
+def task_runs(flow_run_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+
+
+def test_search_space_grid_is_every_combination_and_random_a_sample_of_it():
+    grid = search_space("grid", seed=1)
+    assert len(grid) == 4 + 3 + 4
+    assert {c.family for c in grid} == set(SPACE)
+    assert len({c.name for c in grid}) == len(grid)
+    drawn = search_space("random", seed=1, samples=2)
+    assert len(drawn) == 2 * len(SPACE)
+    assert {c.name for c in drawn} <= {c.name for c in grid}
+    assert [c.name for c in drawn] == [c.name for c in search_space("random", seed=1, samples=2)]
+    with pytest.raises(ValueError, match="grid or random"):
+        search_space("bayesian", seed=1)
+
+
+def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
+    dask_cluster, prefect_api, module_home, monkeypatch, splits
+):
+    from distributed import get_task_stream
+
+    client = dask_cluster["client"]
+    monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"])
+    settings = load_settings()
+    settings.prepare()
+    candidates = search_space("grid", settings.seed, space=TINY)
+    start = time.time()
+    with get_task_stream(client) as stream:
+        run_id, result, flow_run_id = training_with_sweep(splits, candidates)
+
+    # The scheduler's own record: every candidate x fold ran there, on both workers.
+    swept = [t for t in stream.data if "score_fold" in str(t["key"])]
+    assert len(swept) == len(candidates) * settings.cv_folds == 8
+    names = {address: w["id"] for address, w in client.scheduler_info()["workers"].items()}
+    assert {names[t["worker"]] for t in swept} == {"worker-a", "worker-b"}
+    assert all(t["startstops"][0]["start"] >= start for t in swept)
+
+    # Every candidate is a nested run of the training run; the best is marked and refitted.
+    mlflow_client = MlflowClient(settings.resolved_tracking_uri)
+    experiment = mlflow_client.get_experiment_by_name("digits").experiment_id
+    children = mlflow_client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert sorted(r.info.run_name for r in children) == sorted(c.name for c in candidates)
+    assert all(r.info.status == "FINISHED" for r in children)
+    by_accuracy = max(children, key=lambda r: r.data.metrics["cv_accuracy_mean"])
+    (best,) = [r for r in children if r.data.tags["mlops.sweep.best"] == "true"]
+    assert best.info.run_id == by_accuracy.info.run_id
+    assert best.info.run_name == result.candidate.name
+    assert len(mlflow_client.get_metric_history(best.info.run_id, "fold_accuracy")) == 2
+    assert {r.info.run_name: r.data.params for r in children} == {
+        c.name: {"family": c.family, **{k: str(v) for k, v in c.params.items()}} for c in candidates
+    }
+
+    parent = mlflow_client.get_run(run_id)
+    assert parent.data.params["sweep.best"] == result.candidate.name
+    assert parent.data.metrics["cv_accuracy_mean"] == result.cv["cv_accuracy_mean"]
+    assert result.scores["test_accuracy"] > 0.8
+    predictions = result.estimator.predict(splits.X_test)
+    assert (predictions == splits.y_test.to_numpy()).mean() == result.scores["test_accuracy"]
+    assert len(result.candidates) == len(candidates)
+
+    # In the Prefect UI: the flow run shows a completed task run per candidate x fold.
+    runs = [r for r in task_runs(flow_run_id) if r.name.endswith(("fold 0", "fold 1"))]
+    assert len(runs) == 8 and all(r.state.is_completed() for r in runs)
