@@ -54,6 +54,8 @@ def test_compose_stack_has_its_services_and_ports():
         "prefect-server",
         "prefect-worker",
         "prefect-worker-gpu",
+        "dask-scheduler",
+        "dask-worker",
     }
     assert "5000:5000" in services["mlflow"]["ports"]
     assert "4200:4200" in services["prefect-server"]["ports"]
@@ -111,3 +113,61 @@ def test_mlflow_server_gets_every_variable_its_start_command_requires():
     assert environment["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://mlops/")
     assert "--app-name basic-auth" in start and "--serve-artifacts" in start
     assert not list((PROJECT_ROOT / "mlflow").glob("*.py"))
+
+
+def test_compose_dask_cluster_is_where_the_workers_send_sweep_tasks(monkeypatch):
+    services = compose()["services"]
+    address = services["prefect-worker"]["environment"]["MLOPS_DASK_ADDRESS"]
+    monkeypatch.setenv("MLOPS_DASK_ADDRESS", address)
+    assert Settings().dask_address == "tcp://dask-scheduler:8786"
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert "--port 8786" in scheduler["command"]
+    assert worker["command"].startswith(f"dask worker {address} --nthreads 1")
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    for service in (scheduler, worker):  # the platform's code, importable by pickled tasks
+        assert service["build"] == services["prefect-worker"]["build"]
+
+
+def kubernetes() -> dict[str, dict]:
+    documents = yaml.safe_load_all((INFRA / "k8s" / "stack.yaml").read_text())
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
+
+
+def test_kubernetes_dask_workers_reach_the_scheduler_service_the_flows_are_given():
+    objects = kubernetes()
+    environment = objects["ConfigMap/mlops-env"]["data"]
+    fields = {f"MLOPS_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in environment if n.startswith("MLOPS_")} <= fields
+    service = objects["Service/dask-scheduler"]
+    port = service["spec"]["ports"][0]["port"]
+    host = f"{service['metadata']['name']}.mlops.svc.cluster.local"  # applied with -n mlops
+    assert environment["MLOPS_DASK_ADDRESS"] == f"tcp://{host}:{port}"
+    (scheduler,) = objects["Deployment/dask-scheduler"]["spec"]["template"]["spec"]["containers"]
+    assert str(port) in scheduler["command"]
+    workers = objects["Deployment/dask-worker"]["spec"]
+    (worker,) = workers["template"]["spec"]["containers"]
+    assert worker["command"][:3] == ["dask", "worker", environment["MLOPS_DASK_ADDRESS"]]
+    assert worker["command"][3:5] == ["--nthreads", "1"] and workers["replicas"] == 2
+    assert worker["envFrom"] == [{"configMapRef": {"name": "mlops-env"}}]
+
+
+def test_kubernetes_work_pool_runs_flows_in_the_platform_image_with_the_stack_environment():
+    import json
+    import re
+
+    values = yaml.safe_load((INFRA / "k8s" / "prefect-worker-values.yaml").read_text())
+    deployed = yaml.safe_load((INFRA / "prefect.yaml").read_text())["definitions"]["work_pool"]
+    assert values["worker"]["config"] == {"workPool": deployed["name"], "type": "kubernetes"}
+    template = json.loads((INFRA / "k8s" / "base-job-template.json").read_text())
+    variables = template["variables"]["properties"]
+    used = set(re.findall(r"\{\{ (\w+) \}\}", json.dumps(template["job_configuration"])))
+    assert used <= set(variables)  # every placeholder is a variable the pool declares
+    manifest = template["job_configuration"]["job_manifest"]
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "mlops-env"}},
+        {"secretRef": {"name": "mlops-secrets"}},
+    ]
+    dask = kubernetes()["Deployment/dask-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert variables["image"]["default"] == dask["image"]  # flows and Dask run the same code
