@@ -71,7 +71,7 @@ def log_candidates(
     summaries: list[dict[str, float]],
     best: int,
 ) -> list[dict[str, Any]]:
-    """One nested MLflow run per candidate: its parameters, per-fold and summary metrics."""
+    """One nested MLflow run per candidate: its parameters, metrics per fold and over them."""
     records = []
     for index, (candidate, folds, summary) in enumerate(
         zip(candidates, fold_scores, summaries, strict=True)
@@ -83,13 +83,8 @@ def log_candidates(
         }
         with registry.tracking_run(settings, experiment, candidate.name, tags) as child:
             registry.log_params(settings, child, {"family": candidate.family, **candidate.params})
-            for fold, scores in enumerate(folds):
-                registry.log_metrics(
-                    settings,
-                    child,
-                    {f"fold_{k.removeprefix('test_')}": v for k, v in scores.items()},
-                    step=fold,
-                )
+            per_fold = {k.removeprefix("test_"): [s[k] for s in folds] for k in folds[0]}
+            registry.log_history(settings, child, "fold", per_fold)  # fold.accuracy, step k
             registry.log_metrics(settings, child, summary)
         records.append(
             {

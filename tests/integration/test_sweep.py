@@ -3,6 +3,7 @@ Dask cluster (a scheduler and two workers on loopback), each candidate a nested 
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -99,6 +100,24 @@ def test_search_space_grid_is_every_combination_and_random_a_sample_of_it():
         search_space("bayesian", seed=1)
 
 
+def sweep_task_runs(flow_run_id: str) -> list:
+    return [r for r in task_runs(flow_run_id) if r.name.endswith(("fold 0", "fold 1"))]
+
+
+def test_sweep_without_a_cluster_runs_its_tasks_on_local_threads_at_once(
+    prefect_api, module_home, monkeypatch, splits
+):
+    monkeypatch.delenv("MLOPS_DASK_ADDRESS", raising=False)
+    monkeypatch.setenv("MLOPS_SWEEP_WORKERS", "2")
+    candidates = search_space("grid", 42, space=TINY)
+    _, result, flow_run_id = training_with_sweep(splits, candidates)
+    runs = sorted(sweep_task_runs(flow_run_id), key=lambda r: r.start_time)
+    assert len(runs) == 8 and all(r.state.is_completed() for r in runs)
+    overlapping = [a for a, b in itertools.pairwise(runs) if b.start_time < a.end_time]
+    assert overlapping, "no two sweep tasks ran at the same time"
+    assert result.candidate.name in {c.name for c in candidates}
+
+
 def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     dask_cluster, prefect_api, module_home, monkeypatch, splits
 ):
@@ -132,7 +151,9 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     (best,) = [r for r in children if r.data.tags["mlops.sweep.best"] == "true"]
     assert best.info.run_id == by_accuracy.info.run_id
     assert best.info.run_name == result.candidate.name
-    assert len(mlflow_client.get_metric_history(best.info.run_id, "fold_accuracy")) == 2
+    folds = mlflow_client.get_metric_history(best.info.run_id, "fold.accuracy")
+    assert [m.step for m in folds] == [1, 2]
+    assert sum(m.value for m in folds) / 2 == pytest.approx(best.data.metrics["cv_accuracy_mean"])
     assert {r.info.run_name: r.data.params for r in children} == {
         c.name: {"family": c.family, **{k: str(v) for k, v in c.params.items()}} for c in candidates
     }
@@ -146,5 +167,5 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     assert len(result.candidates) == len(candidates)
 
     # In the Prefect UI: the flow run shows a completed task run per candidate x fold.
-    runs = [r for r in task_runs(flow_run_id) if r.name.endswith(("fold 0", "fold 1"))]
+    runs = sweep_task_runs(flow_run_id)
     assert len(runs) == 8 and all(r.state.is_completed() for r in runs)
