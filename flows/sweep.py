@@ -110,10 +110,8 @@ def refit_best(
         splits.y_val,
     )
     scores = evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
-    registry.log_params(
-        settings, run_id, {f"sweep.best.{k}": v for k, v in candidate.params.items()}
-    )
-    registry.log_params(settings, run_id, {"sweep.best": candidate.name})
+    chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}
+    registry.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
     return estimator, scores
 
 
