@@ -37,6 +37,11 @@ class DriftMode(StrEnum):
     fail = "fail"
 
 
+class SearchKind(StrEnum):
+    grid = "grid"
+    random = "random"
+
+
 DataOption = Annotated[
     str,
     typer.Option(
@@ -89,6 +94,16 @@ def train(
             "already registered a version; an identical job is otherwise skipped."
         ),
     ] = False,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            help="Search hyper-parameters of every family (candidates x folds as parallel "
+            "tasks; on the Dask cluster at MLOPS_DASK_ADDRESS when set)."
+        ),
+    ] = False,
+    search: Annotated[
+        SearchKind, typer.Option(help="With --sweep: the whole grid, or random draws from it.")
+    ] = SearchKind.grid,
     as_json: JsonOption = False,
 ) -> None:
     """Run the training flow once, now: validate, train, evaluate, register, promote."""
@@ -104,6 +119,7 @@ def train(
         epochs=epochs,
         drift_mode=drift.value,
         force=force,
+        sweep=search.value if sweep else "none",
     )
     if as_json:
         _print_json(result)

@@ -15,6 +15,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from flows.results import result_storage
+from flows.sweep import run_sweep
 from tasks import (
     data,
     drift,
@@ -29,6 +30,7 @@ from tasks import (
     validation,
 )
 from tasks.settings import Settings, load_settings
+from tasks.sweep import search_space
 
 logger = logging.getLogger(__name__)
 
@@ -486,6 +488,7 @@ def training_flow(
     force: bool = False,
     require_approval: bool = False,
     approval_timeout_seconds: Annotated[int, Field(ge=1)] = 3600,
+    sweep: Literal["none", "grid", "random"] = "none",
 ) -> dict[str, Any]:
     """Validate the data, train the candidates, register the best and decide on champion.
 
@@ -501,6 +504,9 @@ def training_flow(
             registered a version, and recompute the steps a crashed run had finished.
         require_approval: A promotion to champion waits for a person's approval in the UI.
         approval_timeout_seconds: An unanswered approval request expires and does not promote.
+        sweep: Search hyper-parameters (grid, or random draws from it) over every family, each
+            candidate x fold a parallel task (on MLOPS_DASK_ADDRESS when set); none: the
+            three default candidates.
     """
     from prefect.runtime import flow_run
 
@@ -529,7 +535,13 @@ def training_flow(
         job_key = jobs.job_key(
             snapshot.sha256,
             suite_path,
-            {"target": target, "model_name": model_name, "epochs": epochs, **settings.fit_knobs()},
+            {
+                "target": target,
+                "model_name": model_name,
+                "epochs": epochs,
+                "sweep": sweep,
+                **settings.fit_knobs(),
+            },
         )
         registry.set_run_tags(settings, run_id, {"job_key": job_key})
         identical = None if force else find_identical_job(settings, run_id, model_name, job_key)
@@ -540,21 +552,27 @@ def training_flow(
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target)
         device = detect_device(settings, run_id)
-        fit = persisted(fit_candidate, settings, force)
-        fitted = {
-            family: fit(settings, family, splits, epochs, job_key, return_state=True)
-            for family in training.CANDIDATES
-        }
-        candidates = {family: state.result() for family, state in fitted.items()}
-        reused = sorted(family for family, state in fitted.items() if state.name == "Cached")
-        faults.point(settings, "after-fit")
-        scores = evaluate_candidates(settings, run_id, candidates, splits)
-        family = evaluation.best_candidate(scores, settings.promotion_metric)
-        registry.log_metrics(settings, run_id, scores[family])
-        cross_validation = persisted(cross_validate, settings, force)(
-            settings, family, splits, epochs, job_key
-        )
-        registry.log_metrics(settings, run_id, cross_validation)
+        if sweep == "none":
+            fit = persisted(fit_candidate, settings, force)
+            fitted = {
+                family: fit(settings, family, splits, epochs, job_key, return_state=True)
+                for family in training.CANDIDATES
+            }
+            candidates = {family: state.result() for family, state in fitted.items()}
+            reused = sorted(family for family, state in fitted.items() if state.name == "Cached")
+            faults.point(settings, "after-fit")
+            scores = evaluate_candidates(settings, run_id, candidates, splits)
+            family = evaluation.best_candidate(scores, settings.promotion_metric)
+            cross_validation = persisted(cross_validate, settings, force)(
+                settings, family, splits, epochs, job_key
+            )
+        else:
+            searched = run_sweep(
+                settings, run_id, model_name, splits, epochs, search_space(sweep, settings.seed)
+            )
+            family, candidates = searched.family, {searched.family: searched.estimator}
+            scores, cross_validation, reused = {family: searched.scores}, searched.cv, []
+        registry.log_metrics(settings, run_id, {**scores[family], **cross_validation})
         plots = plot_evaluation(settings, run_id, family, candidates[family], splits)
         champion = score_champion(settings, model_name, splits)
         decision = decide_promotion(settings, scores[family], champion)

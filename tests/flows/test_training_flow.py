@@ -241,3 +241,19 @@ def test_drift_fail_stops_shifted_data_before_training(trained, client, digits, 
     assert f"![{top}](plots/{top}.png)" in (local / "report.md").read_text()
     assert (local / "plots" / f"{top}.png").exists()
     assert top in prefect_artifacts(run.data.tags["mlops.flow_run_id"])["drift-report"]
+
+
+def test_sweep_searches_every_family_as_nested_runs_and_registers_the_best(trained, client):
+    result = training_flow(sweep="random", epochs=3)
+    assert not result["skipped"] and result["version"] == "3"  # not the same job as v1
+    experiment = client.get_run(result["run_id"]).info.experiment_id
+    nested = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'"
+    )
+    families = {run.data.tags["mlops.sweep.family"] for run in nested}
+    assert families == {"keras_mlp", "logistic_regression", "gradient_boosting"}
+    best = [run for run in nested if run.data.tags["mlops.sweep.best"] == "true"]
+    assert len(best) == 1 and best[0].data.tags["mlops.sweep.family"] == result["family"]
+    assert 0.8 < result["cross_validation"]["cv_accuracy_mean"] <= 1.0
+    tags = client.get_model_version("digits", "3").tags
+    assert tags["registration"] == "complete" and tags["model_family"] == result["family"]
