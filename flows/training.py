@@ -49,9 +49,9 @@ def _job_step_key(context, parameters: dict[str, Any]) -> str:
 job_step = task(cache_key_fn=_job_step_key, persist_result=True)
 
 
-def persisted(step_task, settings: Settings, force: bool):
-    """A job step storing its result under this run's artifact root; --force recomputes."""
-    return step_task.with_options(result_storage=result_storage(settings), refresh_cache=force)
+def persisted(step_task, results, force: bool):
+    """A job step storing its result in `results` (see `result_storage`); --force recomputes."""
+    return step_task.with_options(result_storage=results, refresh_cache=force)
 
 
 @step(name="check storage")
@@ -553,7 +553,8 @@ def training_flow(
         splits = split_data(settings, run_id, frame, target)
         device = detect_device(settings, run_id)
         if sweep == "none":
-            fit = persisted(fit_candidate, settings, force)
+            results = result_storage(settings)
+            fit = persisted(fit_candidate, results, force)
             fitted = {
                 family: fit(settings, family, splits, epochs, job_key, return_state=True)
                 for family in training.CANDIDATES
@@ -563,7 +564,7 @@ def training_flow(
             faults.point(settings, "after-fit")
             scores = evaluate_candidates(settings, run_id, candidates, splits)
             family = evaluation.best_candidate(scores, settings.promotion_metric)
-            cross_validation = persisted(cross_validate, settings, force)(
+            cross_validation = persisted(cross_validate, results, force)(
                 settings, family, splits, epochs, job_key
             )
         else:

@@ -55,6 +55,25 @@ def assert_consistent(tracking_uri: str, model: str = "digits") -> dict[str, str
     return aliases
 
 
+def paused_before_registration(env: dict[str, str], home: Path, wait_for):
+    """`mlops train --json` started in the background and held, trained, at the failpoint just
+    before registering; returns the process and the marker to remove to let it go on."""
+    run = subprocess.Popen(
+        [MLOPS, "train", "--epochs", "5", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            **env,
+            "MLOPS_FAILPOINTS": json.dumps({"before-register": "pause"}),
+        },
+    )
+    marker = home / "failpoints" / "before-register"
+    wait_for(marker.exists, 600, "the run reaching registration")
+    return run, marker
+
+
 @pytest.fixture(scope="module")
 def env(module_home, prefect_api) -> dict[str, str]:
     return {"MLOPS_HOME": str(module_home), "PREFECT_API_URL": prefect_api}
@@ -159,17 +178,8 @@ def test_mlflow_server_killed_during_registration(
         "PREFECT_API_URL": prefect_api,
         "MLFLOW_TRACKING_URI": url,
         "MLOPS_CV_FOLDS": "2",
-        "MLOPS_FAILPOINTS": json.dumps({"before-register": "pause"}),
     }
-    run = subprocess.Popen(
-        [MLOPS, "train", "--epochs", "5", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
-    marker = home / "failpoints" / "before-register"
-    wait_for(marker.exists, 600, "the run reaching registration")
+    run, marker = paused_before_registration(env, home, wait_for)
     os.killpg(server.pid, signal.SIGKILL)
     server.wait(timeout=30)
     marker.unlink()
@@ -200,17 +210,8 @@ def test_s3_server_stopped_during_registration(prefect_api, home, private_s3, wa
         "AWS_SECRET_ACCESS_KEY": private_s3["secret"],
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLOPS_CV_FOLDS": "2",
-        "MLOPS_FAILPOINTS": json.dumps({"before-register": "pause"}),
     }
-    run = subprocess.Popen(
-        [MLOPS, "train", "--epochs", "5", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
-    marker = home / "failpoints" / "before-register"
-    wait_for(marker.exists, 600, "the run reaching registration")
+    run, marker = paused_before_registration(env, home, wait_for)
     private_s3["process"].terminate()
     private_s3["process"].wait(timeout=30)
     marker.unlink()
