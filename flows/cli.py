@@ -104,6 +104,14 @@ def train(
     search: Annotated[
         SearchKind, typer.Option(help="With --sweep: the whole grid, or random draws from it.")
     ] = SearchKind.grid,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="Also cross-validate the chosen candidate (MLOPS_CV_FOLDS more fits, "
+            "default 5); a sweep always does.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the training flow once, now: validate, train, evaluate, register, promote."""
@@ -120,6 +128,7 @@ def train(
         drift_mode=drift.value,
         force=force,
         sweep=search.value if sweep else "none",
+        cv=cv,
     )
     if as_json:
         _print_json(result)
@@ -421,6 +430,7 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 def _describe(exc: Exception) -> str:
     from flows.local import LocalServerError
+    from flows.runners import DaskUnreachableError
     from tasks import registry
     from tasks.data import DataLoadError
     from tasks.drift import DriftDetectedError
@@ -439,6 +449,7 @@ def _describe(exc: Exception) -> str:
         RegistryError,
         StorageError,
         LocalServerError,
+        DaskUnreachableError,
     )
     if isinstance(exc, user_errors):
         return str(exc)

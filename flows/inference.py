@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.runners import task_runner
 from tasks import data, registry, validation
 from tasks.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 step = task(cache_policy=NO_CACHE)
+
+# Partitions sent to the Dask cluster before the first is written back: enough to keep a few
+# workers busy, few enough that memory stays bounded.
+_DASK_IN_FLIGHT = 4
 
 
 @step(name="resolve model")
@@ -35,27 +42,43 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
     }
 
 
-@step(name="validate input")
-def validate_input(settings: Settings, frame: pd.DataFrame, model: dict[str, str]) -> None:
+@step(name="score partition", task_run_name="score rows {start}+")
+def score_partition(
+    settings: Settings, frame: pd.DataFrame, model: dict[str, str], start: int
+) -> pd.DataFrame:
+    """Check one partition against the model's suite, then predict it; rows are numbered
+    from `start`, their place in the whole input."""
     suite = validation.resolve_suite(model["suite"], settings.suites_dir)
     features = frame.drop(columns=[model["target"]], errors="ignore")  # allowed, not required
-    report = validation.validate_frame(features, suite, ignore_columns=(model["target"],))
+    report = validation.validate_frame(
+        features, suite, ignore_columns=(model["target"],), row_count=False
+    )
     if not report.success:
+        logger.error("Rows %d-%d fail the suite: nothing written", start, start + len(frame) - 1)
         raise validation.DataValidationError(report)
-
-
-@step(name="predict")
-def predict(settings: Settings, frame: pd.DataFrame, model: dict[str, str]) -> pd.DataFrame:
-    loaded = registry.load_model(settings, f"models:/{model['name']}/{model['version']}")
-    features = frame.drop(columns=[model["target"]], errors="ignore")
-    predictions = loaded.predict(features)
-    predictions.insert(0, "row_id", range(len(frame)))
+    loaded = registry.load_version(settings, model["name"], model["version"])
+    predictions = loaded.predict(registry.conform(loaded, features))
+    predictions.insert(0, "row_id", range(start, start + len(frame)))
     return predictions
 
 
-@step(name="write predictions", retries=2, retry_delay_seconds=[1, 5])
-def write_predictions(predictions: pd.DataFrame, output_uri: str) -> str:
-    return data.write_table(predictions, output_uri)
+def scored(
+    settings: Settings, partitions: Iterator[pd.DataFrame], model: dict[str, str]
+) -> Iterator[pd.DataFrame]:
+    """The predictions of each partition, in input order. With MLOPS_DASK_ADDRESS they are
+    scored on the cluster, a few partitions in flight at once; here, one after another."""
+    in_flight = _DASK_IN_FLIGHT if settings.dask_address else 1
+    with task_runner(settings, local_workers=1) as runner:
+        pending: deque = deque()
+        start = 0
+        for frame in partitions:
+            parameters = {"settings": settings, "frame": frame, "model": model, "start": start}
+            pending.append(runner.submit(score_partition, parameters))
+            start += len(frame)
+            if len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @flow(name="predict")
@@ -65,6 +88,10 @@ def predict_flow(
     model: str = "digits@champion",
 ) -> dict[str, Any]:
     """Score a batch with a registered model; the input must pass the model's suite first.
+
+    Large inputs are read, checked and scored MLOPS_PARTITION_ROWS rows at a time (on the Dask
+    cluster at MLOPS_DASK_ADDRESS when set), so memory stays bounded; the output appears only
+    once every partition passed and was scored.
 
     Args:
         data_uri: Rows to score: builtin:NAME, a .csv or .parquet path; the label may be absent.
@@ -79,27 +106,29 @@ def predict_flow(
     data.check_output_uri(output_uri, settings.allowed_output_roots())
     started = time.perf_counter()
     resolved = resolve_model(settings, model)
-    frame = data.load_frame(data_uri)
-    validate_input(settings, frame, resolved)
-    predictions = predict(settings, frame, resolved)
-    written = write_predictions(predictions, output_uri)
+    partitions = data.iter_partitions(data_uri, settings.partition_rows)
+    counts = pd.Series(dtype="int64")
+    with data.table_writer(output_uri) as table:
+        for index, predictions in enumerate(scored(settings, partitions, resolved)):
+            table.write(predictions)
+            counts = counts.add(predictions["prediction"].value_counts(), fill_value=0)
+            logger.info("Partition %d scored: %d rows so far", index + 1, table.rows)
     seconds = time.perf_counter() - started
-    counts = predictions["prediction"].value_counts().sort_index()
     logger.info(
         "Scored %d rows with %s v%s in %.2f s (%.0f rows/s) -> %s",
-        len(predictions),
+        table.rows,
         resolved["name"],
         resolved["version"],
         seconds,
-        len(predictions) / max(seconds, 1e-9),
-        written,
+        table.rows / max(seconds, 1e-9),
+        table.uri,
     )
     return {
         "model": resolved["name"],
         "version": resolved["version"],
         "alias": resolved["alias"],
-        "rows": len(predictions),
-        "output": written,
+        "rows": table.rows,
+        "output": table.uri,
         "seconds": round(seconds, 3),
-        "predicted_counts": {str(k): int(v) for k, v in counts.items()},
+        "predicted_counts": {str(k): int(v) for k, v in counts.sort_index().items()},
     }

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
+from flows.runners import task_runner
 from tasks import data, evaluation, registry, sweep, training
 from tasks.settings import Settings
 
@@ -36,15 +36,6 @@ class SweepResult:
     @property
     def family(self) -> str:
         return self.candidate.family
-
-
-def task_runner(settings: Settings) -> TaskRunner:
-    """The Dask cluster at MLOPS_DASK_ADDRESS, or threads on this machine."""
-    if settings.dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=settings.dask_address)
-    return ThreadPoolTaskRunner(max_workers=settings.sweep_workers)
 
 
 @step(name="score fold", task_run_name="{candidate.name} fold {fold}")
@@ -132,7 +123,7 @@ def run_sweep(
     y = pd.concat([splits.y_train, splits.y_val])
     folds = sweep.fold_indices(y, settings.cv_folds, settings.seed)
     pairs = [(c, f) for c in candidates for f in range(len(folds))]
-    with task_runner(settings) as runner:
+    with task_runner(settings, settings.sweep_workers) as runner:
         futures = runner.map(
             score_fold,
             {

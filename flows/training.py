@@ -489,6 +489,7 @@ def training_flow(
     require_approval: bool = False,
     approval_timeout_seconds: Annotated[int, Field(ge=1)] = 3600,
     sweep: Literal["none", "grid", "random"] = "none",
+    cv: bool = False,
 ) -> dict[str, Any]:
     """Validate the data, train the candidates, register the best and decide on champion.
 
@@ -507,6 +508,8 @@ def training_flow(
         sweep: Search hyper-parameters (grid, or random draws from it) over every family, each
             candidate x fold a parallel task (on MLOPS_DASK_ADDRESS when set); none: the
             three default candidates.
+        cv: Also cross-validate the chosen candidate (MLOPS_CV_FOLDS folds: that many more
+            fits) and report the mean and spread; a sweep always cross-validates.
     """
     from prefect.runtime import flow_run
 
@@ -540,6 +543,7 @@ def training_flow(
                 "model_name": model_name,
                 "epochs": epochs,
                 "sweep": sweep,
+                "cv": cv,
                 **settings.fit_knobs(),
             },
         )
@@ -555,17 +559,20 @@ def training_flow(
         if sweep == "none":
             results = result_storage(settings)
             fit = persisted(fit_candidate, results, force)
+            # The baselines fit on the second core while the network trains.
             fitted = {
-                family: fit(settings, family, splits, epochs, job_key, return_state=True)
+                family: fit.submit(settings, family, splits, epochs, job_key)
                 for family in training.CANDIDATES
             }
-            candidates = {family: state.result() for family, state in fitted.items()}
-            reused = sorted(family for family, state in fitted.items() if state.name == "Cached")
+            candidates = {family: future.result() for family, future in fitted.items()}
+            reused = sorted(f for f, future in fitted.items() if future.state.name == "Cached")
             faults.point(settings, "after-fit")
             scores = evaluate_candidates(settings, run_id, candidates, splits)
             family = evaluation.best_candidate(scores, settings.promotion_metric)
-            cross_validation = persisted(cross_validate, results, force)(
-                settings, family, splits, epochs, job_key
+            cross_validation = (
+                persisted(cross_validate, results, force)(settings, family, splits, epochs, job_key)
+                if cv
+                else {}
             )
         else:
             searched = run_sweep(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +124,26 @@ def _size(source: Source) -> int:
 
 
 def _read_csv(source: Source, path: str) -> pd.DataFrame:
+    return next(_csv_chunks(source, path, None))
+
+
+def _csv_chunks(source: Source, path: str, rows: int | None) -> Iterator[pd.DataFrame]:
+    """A CSV file `rows` rows at a time (all at once for None), its faults named in words."""
     if _size(source) == 0:
         raise DataLoadError(f"{path} is empty")
     try:
-        frame = pd.read_csv(source)
+        chunks = pd.read_csv(source, chunksize=rows) if rows else iter([pd.read_csv(source)])
+        for index, frame in enumerate(chunks):
+            if index == 0:
+                _check_shape(source, path, frame)
+            yield frame
     except pd.errors.EmptyDataError as exc:
         raise DataLoadError(f"{path} has no header or rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataLoadError(f"{path} is not a well-formed CSV file: {_first_line(exc)}") from exc
+
+
+def _check_shape(source: Source, path: str, frame: pd.DataFrame) -> None:
     _check_last_line(source, path, frame.shape[1])
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
@@ -138,7 +153,6 @@ def _read_csv(source: Source, path: str) -> pd.DataFrame:
                     f"{path} looks {name}-delimited (header {header[:60]!r}...): "
                     "CSV files must be comma-separated"
                 )
-    return frame
 
 
 def _check_last_line(source: Source, path: str, columns: int) -> None:
@@ -164,6 +178,50 @@ def _read_parquet(source: Source, path: str) -> pd.DataFrame:
         return pd.read_parquet(source)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
+
+
+def _parquet_chunks(source: Path, path: str, rows: int) -> Iterator[pd.DataFrame]:
+    """A Parquet file `rows` rows at a time, read batch by batch (never the whole file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(source).iter_batches(batch_size=rows)
+        for batch in batches:
+            yield pa.Table.from_batches([batch]).to_pandas()
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
+
+
+def iter_partitions(uri: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The rows behind a data URI, at most `rows` at a time, in their order: memory stays
+    bounded by the partition, not the file (an S3 object is streamed to a local file first)."""
+    check_uri(uri)
+    if uri.startswith("builtin:"):
+        frame = load_frame(uri)
+        yield from (frame.iloc[start : start + rows] for start in range(0, len(frame), rows))
+        return
+    with contextlib.ExitStack() as stack:
+        if storage.is_s3(uri):
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            source = scratch / Path(storage.parse(uri).key).name
+            storage.download(uri, source)
+        else:
+            source = Path(uri.removeprefix("file://")).expanduser()
+            if not source.is_file():
+                raise DataLoadError(f"data file not found: {source}")
+        chunks = (
+            _csv_chunks(source, uri, rows)
+            if Path(uri).suffix.lower() == ".csv"
+            else _parquet_chunks(source, uri, rows)
+        )
+        empty = True
+        for frame in chunks:
+            empty = empty and frame.empty
+            if not frame.empty:
+                yield frame
+        if empty:
+            raise DataLoadError(f"{uri} holds no rows")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -204,17 +262,15 @@ def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
     name = f"snapshots/{sha256}.parquet"
     if storage.is_s3(artifact_uri):
         uri = storage.parse(artifact_uri).child(name).uri
-        if not storage.exists(uri):
-            storage.write_bytes(uri, _table_bytes(frame, ".parquet"))
-            read_snapshot(uri)
+        stored = storage.exists(uri)
     else:
-        path = Path(artifact_uri.removeprefix("file://")) / name
-        uri = path.as_uri()
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".parquet.partial")
-            frame.to_parquet(partial, index=False)
-            partial.replace(path)  # atomic: a reader never sees half a snapshot
+        uri = (Path(artifact_uri.removeprefix("file://")) / name).as_uri()
+        stored = Path(uri.removeprefix("file://")).exists()
+    if not stored:
+        with table_writer(uri) as table:  # atomic: a reader never sees half a snapshot
+            table.write(frame)
+        if storage.is_s3(uri):
+            read_snapshot(uri)
     return Snapshot(sha256=sha256, uri=uri, rows=len(frame), columns=frame.shape[1])
 
 
@@ -277,27 +333,56 @@ def split_frame(
     return Splits(X_train, y_train, X_val, y_val, X_test, y_test)
 
 
-def write_table(frame: pd.DataFrame, uri: str) -> str:
-    """Write a frame to a ``.csv`` or ``.parquet`` path or S3 key, all at once or not at all."""
+class TableFile:
+    """A .csv or .parquet file written one partition after another."""
+
+    def __init__(self, path: Path, suffix: str, uri: str) -> None:
+        self.path, self.suffix, self.rows = path, suffix, 0
+        self.uri = uri  # where the table appears once complete
+        self._parquet = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.suffix == ".csv":
+            frame.to_csv(
+                self.path, mode="a" if self.rows else "w", header=not self.rows, index=False
+            )
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+
+@contextlib.contextmanager
+def table_writer(uri: str) -> Iterator[TableFile]:
+    """Write a table partition by partition to a .csv or .parquet path or S3 key: it appears
+    whole when the block ends without error, and not at all otherwise (nothing half-written)."""
     check_uri(uri, suffixes=(".csv", ".parquet"))
     suffix = Path(uri).suffix.lower()
-    if storage.is_s3(uri):
-        return storage.write_bytes(uri, _table_bytes(frame, suffix))  # one PUT: all or nothing
-    path = Path(uri.removeprefix("file://")).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    if suffix == ".csv":
-        frame.to_csv(partial, index=False)
-    else:
-        frame.to_parquet(partial, index=False)
-    partial.replace(path)
-    return path.as_uri()
-
-
-def _table_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
-    buffer = io.BytesIO()
-    if suffix == ".csv":
-        frame.to_csv(buffer, index=False)
-    else:
-        frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    with contextlib.ExitStack() as stack:
+        if storage.is_s3(uri):
+            partial = Path(stack.enter_context(tempfile.TemporaryDirectory())) / f"table{suffix}"
+            final = storage.parse(uri).uri
+        else:
+            path = Path(uri.removeprefix("file://")).expanduser().resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            stack.callback(partial.unlink, missing_ok=True)
+            final = path.as_uri()
+        table = TableFile(partial, suffix, final)
+        try:
+            yield table
+        finally:
+            table.close()
+        if storage.is_s3(uri):
+            storage.upload(partial, uri)  # one object, visible only once complete
+        else:
+            partial.replace(path)

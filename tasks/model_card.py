@@ -66,7 +66,10 @@ def render(facts: CardFacts) -> str:
     lines += [
         "",
         "Cross-validation of the chosen family: "
-        + ", ".join(f"{k} {v:.4f}" for k, v in facts.cross_validation.items()),
+        + (
+            ", ".join(f"{k} {v:.4f}" for k, v in facts.cross_validation.items())
+            or "not run (`mlops train --cv` runs it)"
+        ),
         "",
         "## Promotion",
         "",

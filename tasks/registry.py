@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -293,8 +294,11 @@ def register_model(
     mlflow_client = client(settings)
     with tempfile.TemporaryDirectory() as scratch:
         artifacts = _save_estimator(estimator, kind, features, Path(scratch))
-        predictions = _predict_frame(estimator, example[features])
-        signature = infer_signature(example[features], predictions)
+        # Whole-number features are signed as doubles: a model trained from a CSV of integers
+        # then scores float rows too, and `conform` widens integer rows for older versions.
+        example = _widened(example[features])
+        predictions = _predict_frame(estimator, example)
+        signature = infer_signature(example, predictions)
         mlflow.set_tracking_uri(settings.resolved_tracking_uri)
         # log_model writes to the active run only; resume ours, then put its status back.
         try:
@@ -311,7 +315,7 @@ def register_model(
                 f"could not store the model of run {run_id}: {_one_line(exc)}; nothing registered"
             ) from exc
         mlflow_client.update_run(run_id, status="RUNNING")
-    _read_back(info.model_uri, example[features], predictions)
+    _read_back(info.model_uri, example, predictions)
     version = None
     try:
         if not _is_registered(mlflow_client, name):
@@ -492,10 +496,40 @@ def alias_holder(settings: Settings, name: str, alias: str) -> str | None:
 
 
 def load_model(settings: Settings, uri: str):
+    return _load(settings.resolved_tracking_uri, uri)
+
+
+def load_version(settings: Settings, name: str, version: str):
+    """A registered version as a pyfunc model, loaded once per process: a version never
+    changes, so every partition a process (or a Dask worker) scores shares one copy."""
+    return _load_once(settings.resolved_tracking_uri, f"models:/{name}/{version}")
+
+
+def conform(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns where the model's signature expects doubles (a CSV of whole numbers
+    scored by a model trained on floats) widened to float64: MLflow refuses to do it itself."""
+    from mlflow.types import DataType
+
+    schema = model.metadata.get_input_schema()
+    doubles = {c.name for c in (schema.inputs if schema else []) if c.type == DataType.double}
+    return _widened(frame, [c for c in frame.columns if c in doubles])
+
+
+def _widened(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Integer columns (of `columns`, or all) as float64."""
+    names = frame.columns if columns is None else columns
+    integers = [c for c in names if pd.api.types.is_integer_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(integers, "float64")) if integers else frame
+
+
+def _load(tracking_uri: str, uri: str):
     import mlflow
 
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
     return mlflow.pyfunc.load_model(uri)
+
+
+_load_once = functools.lru_cache(maxsize=4)(_load)
 
 
 def ready_version(settings: Settings, name: str, version: str):

@@ -87,7 +87,13 @@ class Settings(BaseSettings):
     )
     dask_address: str | None = Field(
         default=None,
-        description="Dask scheduler (tcp://host:port) that runs a sweep's tasks; default: local.",
+        description="Dask scheduler (tcp://host:port) that runs a sweep's tasks and the "
+        "partitions of a prediction; default: this machine.",
+    )
+    partition_rows: int = Field(
+        default=250_000,
+        ge=1,
+        description="Rows `mlops predict` reads, checks and scores at a time (bounds its memory).",
     )
     sweep_workers: int = Field(
         default=2, ge=1, description="Sweep tasks run at once locally (without a Dask cluster)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 logger = logging.getLogger(__name__)
@@ -105,27 +106,36 @@ def check_bucket(uri: str) -> None:
         raise _explain(s3, S3Location(location.bucket, ""), exc) from exc
 
 
-def read_bytes(uri: str) -> bytes:
+def _transfer(uri: str, call):
+    """`call(s3, location)`, with S3 failures explained in one line naming the object."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     location = parse(uri)
     s3 = client()
     try:
-        return s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+        return call(s3, location)
     except (BotoCoreError, ClientError) as exc:
         raise _explain(s3, location, exc) from exc
+
+
+def read_bytes(uri: str) -> bytes:
+    return _transfer(uri, lambda s3, at: s3.get_object(Bucket=at.bucket, Key=at.key)["Body"].read())
 
 
 def write_bytes(uri: str, payload: bytes) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
+    _transfer(uri, lambda s3, at: s3.put_object(Bucket=at.bucket, Key=at.key, Body=payload))
+    return parse(uri).uri
 
-    location = parse(uri)
-    s3 = client()
-    try:
-        s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload)
-    except (BotoCoreError, ClientError) as exc:
-        raise _explain(s3, location, exc) from exc
-    return location.uri
+
+def download(uri: str, path: Path) -> None:
+    """Stream an object into a local file, in bounded memory whatever its size."""
+    _transfer(uri, lambda s3, at: s3.download_file(at.bucket, at.key, str(path)))
+
+
+def upload(path: Path, uri: str) -> str:
+    """A local file as one object (multipart when large): it appears only once complete."""
+    _transfer(uri, lambda s3, at: s3.upload_file(str(path), at.bucket, at.key))
+    return parse(uri).uri
 
 
 def exists(uri: str) -> bool:

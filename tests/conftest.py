@@ -100,7 +100,7 @@ def module_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
-        patch.setenv("MLOPS_CV_FOLDS", "2")  # keeps a full run under a minute on two cores
+        patch.setenv("MLOPS_CV_FOLDS", "2")  # keeps a sweep (or --cv) under a minute on two cores
         for name in _ISOLATED:
             patch.delenv(name, raising=False)
         yield home

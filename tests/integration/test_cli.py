@@ -55,6 +55,8 @@ def test_train_help_lists_the_options_of_the_interface():
         "--model-name",
         "--epochs",
         "--force",
+        "--cv",
+        "--sweep",
         "--json",
     ):
         assert option in done.stdout
@@ -92,9 +94,11 @@ def test_bad_epochs_are_refused_before_any_work(home):
 def test_train_json_then_models_on_another_dataset(module_home, prefect_api):
     env = {"PREFECT_API_URL": prefect_api}
     args = ["--data", "builtin:breast_cancer", "--model-name", "breast_cancer", "--epochs", "10"]
-    done = mlops("train", *args, "--json", env=env)
+    done = mlops("train", *args, "--cv", "--json", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    cv = result["cross_validation"]
+    assert 0.85 < cv["cv_accuracy_mean"] <= 1.0 and 0 <= cv["cv_accuracy_std"] < 0.1
     for key in ("model", "version", "run_id", "promoted", "champion_version", "data_sha256"):
         assert key in result
     assert (result["model"], result["version"], result["champion_version"]) == (

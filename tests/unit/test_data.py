@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from tasks.data import (
     DataLoadError,
     check_output_uri,
     frame_sha256,
+    iter_partitions,
     load_frame,
     read_snapshot,
     split_frame,
     store_snapshot,
+    table_writer,
 )
 
 
@@ -123,3 +126,40 @@ def test_split_is_stratified_disjoint_and_seeded(digits):
 def test_split_names_a_missing_target_column(digits):
     with pytest.raises(DataLoadError, match="target column 'label' is not in the data"):
         split_frame(digits, "label", 0.2, 0.2, 0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_partitions_are_bounded_and_together_are_the_whole_file(digits, tmp_path, suffix):
+    path = tmp_path / f"d{suffix}"
+    frame = digits.astype("int64")
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    parts = list(iter_partitions(str(path), 500))
+    assert [len(p) for p in parts] == [500, 500, 500, 297]
+    whole = pd.concat(parts, ignore_index=True)
+    assert frame_sha256(whole) == frame_sha256(load_frame(str(path)))
+
+
+def test_partitions_of_a_bad_file_fail_with_the_same_words_as_a_whole_read(bad_files):
+    path, words = bad_files["semicolons"]
+    with pytest.raises(DataLoadError, match=words):
+        list(iter_partitions(str(path), 100))
+    with pytest.raises(DataLoadError, match="data file not found"):
+        list(iter_partitions("/nowhere/at/all.parquet", 100))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_written_in_partitions_appears_whole_or_not_at_all(digits, tmp_path, suffix):
+    out = tmp_path / "out" / f"scored{suffix}"
+    with table_writer(str(out)) as table:
+        for start in range(0, len(digits), 700):
+            table.write(digits.iloc[start : start + 700])
+            assert not out.exists()  # nobody reads a half-written table
+    assert table.rows == len(digits) and table.uri == out.as_uri()
+    back = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    assert frame_sha256(back) == frame_sha256(digits)
+
+    failed = tmp_path / "out" / f"failed{suffix}"
+    with pytest.raises(RuntimeError, match="scoring broke"), table_writer(str(failed)) as table:
+        table.write(digits.iloc[:700])
+        raise RuntimeError("scoring broke")
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no partial file left
