@@ -1,15 +1,18 @@
-"""`mlops train --sweep`'s search: candidates x folds as Prefect tasks, on threads or on a real
-Dask cluster (a scheduler and two workers on loopback), each candidate a nested MLflow run."""
+"""Fan-out on a real Dask cluster (a scheduler and two workers on loopback) and on threads:
+`mlops train --sweep`'s candidates x folds, each candidate a nested MLflow run, and the
+partitions of `mlops predict`."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from prefect import flow
@@ -169,3 +172,37 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     # In the Prefect UI: the flow run shows a completed task run per candidate x fold.
     runs = sweep_task_runs(flow_run_id)
     assert len(runs) == 8 and all(r.state.is_completed() for r in runs)
+
+
+def test_predict_on_dask_scores_partitions_on_both_workers_in_input_order(
+    dask_cluster, prefect_api, module_home, monkeypatch, digits, tmp_path
+):
+    from distributed import get_task_stream
+
+    from flows.inference import predict_flow
+    from flows.training import training_flow
+
+    monkeypatch.delenv("MLOPS_DASK_ADDRESS", raising=False)
+    assert training_flow(epochs=EPOCHS)["alias"] == "champion"  # a model to score with
+    monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"])
+    monkeypatch.setenv("MLOPS_PARTITION_ROWS", "200")
+    monkeypatch.setenv("MLOPS_OUTPUT_ROOTS", json.dumps([str(tmp_path)]))
+    features = digits.drop(columns="target")
+    features.to_parquet(tmp_path / "batch.parquet", index=False)
+    client = dask_cluster["client"]
+    with get_task_stream(client) as stream:
+        result = predict_flow(
+            data_uri=str(tmp_path / "batch.parquet"), output_uri=str(tmp_path / "scored.parquet")
+        )
+
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert result["rows"] == len(scored) == 1797
+    assert scored["row_id"].tolist() == list(range(1797))
+    champion = registry.load_model(load_settings(), "models:/digits@champion")
+    expected = champion.predict(features)["prediction"].to_numpy()
+    assert (scored["prediction"].to_numpy() == expected).all()
+    # The scheduler's record: every partition was scored there, by both workers.
+    partitions = [t for t in stream.data if "score_partition" in str(t["key"])]
+    assert len(partitions) == 9  # 1797 rows, 200 at a time
+    names = {address: w["id"] for address, w in client.scheduler_info()["workers"].items()}
+    assert {names[t["worker"]] for t in partitions} == {"worker-a", "worker-b"}

@@ -171,3 +171,19 @@ def test_kubernetes_work_pool_runs_flows_in_the_platform_image_with_the_stack_en
     ]
     dask = kubernetes()["Deployment/dask-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert variables["image"]["default"] == dask["image"]  # flows and Dask run the same code
+
+
+def test_an_unreachable_dask_scheduler_is_named_in_one_line_within_seconds(free_port):
+    import time
+
+    import pytest
+
+    from flows.runners import DaskUnreachableError, check_scheduler
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(DaskUnreachableError, match=f"cannot reach the Dask scheduler at {address}"):
+        check_scheduler(address)
+    assert time.monotonic() - started < 5
+    with pytest.raises(DaskUnreachableError, match="use tcp://host:port"):
+        check_scheduler("tcp://scheduler-without-port")
