@@ -192,7 +192,8 @@ def split_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str
     splits = data.split_frame(
         frame, target, settings.test_size, settings.validation_size, settings.seed
     )
-    registry.log_params(settings, run_id, splits.sizes())
+    sampled = min(settings.baseline_rows, len(splits.X_train))
+    registry.log_params(settings, run_id, {**splits.sizes(), "baseline_rows": sampled})
     return splits
 
 
@@ -215,17 +216,25 @@ def fit_candidate(
             splits.y_train,
             splits.X_val,
             splits.y_val,
+            settings.baseline_rows,
+            settings.seed,
         )
 
 
 @step(name="evaluate candidates")
 def evaluate_candidates(
     settings: Settings, run_id: str, candidates: dict[str, Any], splits: data.Splits
-) -> dict[str, dict[str, float]]:
-    """Test-set scores of every candidate, and the Keras network's curves, on the run."""
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Test-set scores of every candidate, and the Keras network's curves, on the run; and
+    each candidate's test-set probabilities, for the plots (predicted once, not twice)."""
+    probabilities = {
+        family: estimator.predict_proba(splits.X_test) for family, estimator in candidates.items()
+    }
     scores = {
-        family: evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
-        for family, estimator in candidates.items()
+        family: evaluation.score_probabilities(
+            splits.y_test, probabilities[family], candidates[family].classes_
+        )
+        for family in candidates
     }
     for family, values in scores.items():
         registry.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in values.items()})
@@ -233,7 +242,7 @@ def evaluate_candidates(
         if hasattr(estimator, "history_"):
             registry.log_history(settings, run_id, family, estimator.history_)
             registry.log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
-    return scores
+    return scores, probabilities
 
 
 @job_step(name="cross-validate", task_run_name="cross-validate {family}")
@@ -251,24 +260,28 @@ def cross_validate(
 
 @step(name="plot evaluation")
 def plot_evaluation(
-    settings: Settings, run_id: str, family: str, estimator: Any, splits: data.Splits
+    settings: Settings,
+    run_id: str,
+    family: str,
+    classes: Any,
+    probabilities: Any,
+    splits: data.Splits,
 ) -> list[str]:
-    probabilities = estimator.predict_proba(splits.X_test)
-    predictions = estimator.classes_[probabilities.argmax(axis=1)]
+    predictions = classes[probabilities.argmax(axis=1)]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         paths = [
             evaluation.plot_confusion_matrix(
                 splits.y_test,
                 predictions,
-                estimator.classes_,
+                classes,
                 f"{family}: confusion matrix (test set)",
                 folder / "confusion_matrix.png",
             ),
             evaluation.plot_roc_curves(
                 splits.y_test,
                 probabilities,
-                estimator.classes_,
+                classes,
                 f"{family}: one-vs-rest ROC (test set)",
                 folder / "roc_curves.png",
             ),
@@ -559,15 +572,16 @@ def training_flow(
         if sweep == "none":
             results = result_storage(settings)
             fit = persisted(fit_candidate, results, force)
-            # The baselines fit on the second core while the network trains.
+            # One after another: beside the network, a baseline only slows it down (2 cores:
+            # gradient boosting's threads and TensorFlow's took longer together than in turn).
             fitted = {
-                family: fit.submit(settings, family, splits, epochs, job_key)
+                family: fit(settings, family, splits, epochs, job_key, return_state=True)
                 for family in training.CANDIDATES
             }
-            candidates = {family: future.result() for family, future in fitted.items()}
-            reused = sorted(f for f, future in fitted.items() if future.state.name == "Cached")
+            candidates = {family: state.result() for family, state in fitted.items()}
+            reused = sorted(family for family, state in fitted.items() if state.name == "Cached")
             faults.point(settings, "after-fit")
-            scores = evaluate_candidates(settings, run_id, candidates, splits)
+            scores, probabilities = evaluate_candidates(settings, run_id, candidates, splits)
             family = evaluation.best_candidate(scores, settings.promotion_metric)
             cross_validation = (
                 persisted(cross_validate, results, force)(settings, family, splits, epochs, job_key)
@@ -580,8 +594,10 @@ def training_flow(
             )
             family, candidates = searched.family, {searched.family: searched.estimator}
             scores, cross_validation, reused = {family: searched.scores}, searched.cv, []
+            probabilities = {family: searched.estimator.predict_proba(splits.X_test)}
         registry.log_metrics(settings, run_id, {**scores[family], **cross_validation})
-        plots = plot_evaluation(settings, run_id, family, candidates[family], splits)
+        classes = candidates[family].classes_
+        plots = plot_evaluation(settings, run_id, family, classes, probabilities[family], splits)
         champion = score_champion(settings, model_name, splits)
         decision = decide_promotion(settings, scores[family], champion)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)

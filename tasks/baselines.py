@@ -16,5 +16,6 @@ def build_baseline(family: str, seed: int) -> ClassifierMixin:
     if family == "logistic_regression":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
     if family == "gradient_boosting":
-        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+        # 100 rounds at 0.2 score as 200 at 0.1 on digits, in half the time to fit and predict.
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.2, random_state=seed)
     raise ValueError(f"unknown baseline family {family!r}: choose one of {', '.join(BASELINES)}")

@@ -35,7 +35,8 @@ class Classifier(mlflow.pyfunc.PythonModel):
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         values = frame[self.features].to_numpy(dtype="float32")
         if self.network is not None:
-            return np.asarray(self.network.predict(values, verbose=0))
+            # Inference holds no gradients: large batches, far fewer steps than fit's.
+            return np.asarray(self.network.predict(values, batch_size=4096, verbose=0))
         return self.estimator.predict_proba(frame[self.features])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

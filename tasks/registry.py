@@ -216,6 +216,10 @@ def log_dataset(
     dataset = mlflow.data.from_pandas(
         frame, source=snapshot.uri, targets=target, name=name, digest=snapshot.sha256[:12]
     )
+    # MLflow infers the schema by testing every value in Python (34 s on 1M rows x 65): the
+    # same schema from a sample, each column's nullability from pandas over all the rows,
+    # stored where the dataset's cached `schema` property looks first.
+    dataset.__dict__["schema"] = _frame_schema(frame)
     client(settings).log_inputs(
         run_id,
         datasets=[
@@ -225,6 +229,15 @@ def log_dataset(
             )
         ],
     )
+
+
+def _frame_schema(frame: pd.DataFrame):
+    from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    nulls = frame.isna().any()
+    sampled = infer_signature(frame.head(1000)).inputs
+    return Schema([ColSpec(c.type, c.name, required=not nulls[c.name]) for c in sampled.inputs])
 
 
 def code_version() -> str | None:

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     test_size: float = Field(default=0.2, gt=0, lt=0.5)
     validation_size: float = Field(default=0.2, gt=0, lt=0.5)
     cv_folds: int = Field(default=5, ge=2, le=20)
+    baseline_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="Most training rows the scikit-learn baselines fit on (a seeded sample); "
+        "the network trains on all of them.",
+    )
     promotion_metric: str = Field(default="test_accuracy")
     promotion_margin: float = Field(default=0.0, ge=0)
     guard_metrics: tuple[str, ...] = Field(default=("test_f1_macro", "test_roc_auc_ovr"))
@@ -123,6 +129,7 @@ class Settings(BaseSettings):
             "test_size": self.test_size,
             "validation_size": self.validation_size,
             "cv_folds": self.cv_folds,
+            "baseline_rows": self.baseline_rows,
         }
 
     def allowed_output_roots(self) -> list[str]:

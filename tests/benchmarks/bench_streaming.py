@@ -19,24 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROWS_PER_GROUP = 100_000
-MIB = 2**20
-
-
-def write_file(path: Path, rows: int, features: int) -> None:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rng = np.random.default_rng(0)
-    weights = rng.normal(size=(features, 10)).astype("float32")
-    names = [f"x{i}" for i in range(features)]
-    schema = pa.schema([*(pa.field(n, pa.float32()) for n in names), ("target", pa.int64())])
-    with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, rows, ROWS_PER_GROUP):
-            X = rng.normal(size=(min(ROWS_PER_GROUP, rows - start), features)).astype("float32")
-            target = np.argmax(X @ weights, axis=1)
-            writer.write_table(pa.table({**dict(zip(names, X.T, strict=True)), "target": target}))
+from harness import MIB, write_classes
 
 
 def train(path: str) -> None:
@@ -80,7 +63,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "stream.parquet"
-        write_file(path, args.rows, args.features)
+        write_classes(path, args.rows, args.features)
         done = subprocess.run(
             [sys.executable, __file__, "--train", str(path)],
             capture_output=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -155,3 +156,15 @@ def test_only_a_complete_version_answers_for_an_identical_job(settings, versions
 def test_model_names_that_would_break_uris_are_refused(name):
     with pytest.raises(RegistryError, match="invalid model name"):
         registry.check_model_name(name)
+
+
+def test_the_logged_dataset_schema_is_mlflows_own_with_late_nulls_seen(digits):
+    import mlflow.data
+
+    from tasks.registry import _frame_schema
+
+    frame = pd.concat([digits] * 2, ignore_index=True)
+    frame.loc[3000, "pixel_3_3"] = float("nan")  # past the sample the types come from
+    inferred = mlflow.data.from_pandas(frame, targets="target").schema
+    assert _frame_schema(frame) == inferred
+    assert [c.name for c in inferred.inputs if not c.required] == ["pixel_3_3"]

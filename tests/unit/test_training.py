@@ -181,3 +181,18 @@ def test_a_backup_folder_belongs_to_one_fit_at_a_time(tmp_path):
         assert not second.exists()  # its private folder goes with it
     with claimed(folder) as again:  # released: the next run resumes from the shared one
         assert again == folder
+
+
+def test_baselines_fit_on_a_bounded_seeded_sample_of_the_training_rows(digits):
+    from tasks.training import build_candidate, fit_candidate
+
+    X, y = digits.drop(columns="target"), digits["target"]
+    fitted = [
+        fit_candidate(build_candidate("logistic_regression", 1, 0), X, y, X, y, 300, seed=7)
+        for _ in range(2)
+    ]
+    scaler = fitted[0].named_steps["standardscaler"]
+    assert scaler.n_samples_seen_ == 300
+    np.testing.assert_array_equal(scaler.mean_, fitted[1].named_steps["standardscaler"].mean_)
+    whole = fit_candidate(build_candidate("logistic_regression", 1, 0), X, y, X, y, None)
+    assert whole.named_steps["standardscaler"].n_samples_seen_ == len(X)

@@ -1,0 +1,96 @@
+"""Benchmark: the whole training job on 1M rows x 64 features against a bare Keras script.
+
+Run: `.venv/bin/python tests/benchmarks/bench_scale.py [--rows 1000000] [--epochs 4]`.
+In a fresh home with `mlops up`'s servers: a generated Parquet file (float32 features, ten
+classes that depend on them) and its suggested suite; then, each as a whole process timed
+with its peak RSS, side by side:
+- the frameworks' imports alone (keras, MLflow, Great Expectations, Prefect, scikit-learn):
+  the baseline memory any job pays;
+- the bare script: read the file, split as the flow does, fit the same network for the same
+  epochs, score the test rows;
+- `mlops train` on the file: validation, snapshot, drift profile, the network and the two
+  baselines (on a 20k-row sample, MLOPS_BASELINE_ROWS), evaluation, registration.
+Targets: job / bare time <= 1.1x; job peak RSS <= imports + 2.5 x the raw data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness import MIB, MLOPS, fresh_home, measure, write_classes
+
+
+def bare(path: str, epochs: int) -> None:
+    """What an engineer writes by hand for the same training."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import pandas as pd
+
+    from tasks.data import split_frame
+    from tasks.training import KerasMLPClassifier
+
+    splits = split_frame(pd.read_parquet(path), "target", 0.2, 0.2, 42)
+    model = KerasMLPClassifier(epochs=epochs, random_state=42).fit(
+        splits.X_train, splits.y_train, validation_data=(splits.X_val, splits.y_val)
+    )
+    accuracy = float((model.predict(splits.X_test) == splits.y_test.to_numpy()).mean())
+    print(json.dumps({"test_accuracy": accuracy}))
+
+
+def imports() -> None:
+    import great_expectations  # noqa: F401
+    import keras
+    import mlflow  # noqa: F401
+    import prefect  # noqa: F401
+    import sklearn  # noqa: F401
+
+    keras.ops.ones(1)  # the backend's runtime up too
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--bare", help=argparse.SUPPRESS)
+    parser.add_argument("--imports", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        return bare(args.bare, args.epochs)
+    if args.imports:
+        return imports()
+    me = [sys.executable, __file__, "--epochs", str(args.epochs)]
+    with fresh_home() as env:
+        home = Path(env["MLOPS_HOME"])
+        data, suite = home / "scale.parquet", home / "scale.json"
+        write_classes(data, args.rows, 64)
+        suggest = ["suite", "suggest", "--data", str(data), "--name", "scale", "--out", str(suite)]
+        measure([MLOPS, *suggest], env)
+        baseline = measure([*me, "--imports"], env)
+        hand = measure([*me, "--bare", str(data)], env)
+        train = ["train", "--data", str(data), "--suite", str(suite), "--model-name", "scale"]
+        job = measure([MLOPS, *train, "--epochs", str(args.epochs), "--json"], env)
+    raw = args.rows * 64 * 4
+    result = json.loads(job.last_line)
+    print(
+        f"{args.rows:,} rows x 64 float32 features ({raw / MIB:.0f} MiB raw), {args.epochs} epochs"
+    )
+    rows = [
+        ("imports alone", baseline),
+        ("bare Keras script", hand),
+        ("mlops train (whole job)", job),
+    ]
+    for what, run in rows:
+        print(f"  {what:28s} {run.seconds:7.1f} s   peak RSS {run.peak_rss / MIB:6.0f} MiB")
+    print(f"  {'ratio: job / bare time':28s} {job.seconds / hand.seconds:7.2f}x")
+    over = (job.peak_rss - baseline.peak_rss) / raw
+    print(f"  {'job memory over imports':28s} {over:7.2f}x the raw data")
+    print(
+        f"  test accuracy: bare {json.loads(hand.last_line)['test_accuracy']:.4f}, "
+        f"job {result['metrics']['test_accuracy']:.4f} ({result['family']})"
+    )
+
+
+if __name__ == "__main__":
+    main()
