@@ -457,8 +457,10 @@ def _save_estimator(estimator: Any, kind: str, features: list[str], folder: Path
     meta = {"kind": kind, "features": features, "classes": _plain(estimator.classes_)}
     (folder / "meta.json").write_text(json.dumps(meta))
     if kind == "keras":
+        from tasks.training import serving_network
+
         path = folder / "network.keras"
-        estimator.model_.save(path)
+        serving_network(estimator.model_).save(path)
     else:
         import joblib
 

@@ -146,6 +146,21 @@ def build_network(sample: np.ndarray, n_classes: int, hidden_units: int, learnin
     return model
 
 
+def serving_network(model):
+    """The trained network as it is saved for serving: float32 layers, no optimizer state.
+
+    Trained in mixed precision, the network itself has float16 layers and a loss-scaling
+    optimizer: saved as is, it would serve in float16 on a CPU and warn, on loading, about
+    optimizer variables it skips. The copy has the same weights (kept in float32 anyway).
+    """
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    served = type(model).from_config(config)
+    served.set_weights(model.get_weights())
+    return served
+
+
 class _FitProgress:
     """The epochs' logs and the early stopping's state, kept beside BackupAndRestore's backup.
 
