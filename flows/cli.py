@@ -162,21 +162,18 @@ def validate(
     from tasks import data as data_module
     from tasks import validation
 
-    def check() -> dict[str, Any]:
+    def check() -> validation.ValidationReport:
         suite_path = validation.resolve_suite(suite, settings.suites_dir)
-        report = validation.validate_frame(data_module.load_frame(data), suite_path)
-        if not report.success:
-            raise validation.DataValidationError(report)
-        return report.to_dict()
+        return validation.validate_frame(data_module.load_frame(data), suite_path)
 
     report = _run(check)
-    if as_json:
-        _print_json(report)
-    else:
-        typer.echo(
-            f"Data passed suite '{report['suite']}' "
-            f"({report['evaluated']} expectations, {report['rows']} rows)"
-        )
+    if as_json:  # the whole report, rejected or not: every failure with its counts
+        _print_json(report.to_dict())
+    if not report.success:
+        typer.echo(f"error: {settings.redact(report.summary())}", err=True)
+        raise typer.Exit(1)
+    if not as_json:
+        typer.echo(report.summary())
 
 
 def _drift_line(report: dict[str, Any]) -> str:

@@ -71,7 +71,10 @@ class ValidationReport:
         ]
         lines += [f"  - {failure.describe()}" for failure in self.failures[:_SHOWN]]
         if len(self.failures) > _SHOWN:
-            lines.append(f"  ... and {len(self.failures) - _SHOWN} more in validation/result.json")
+            lines.append(
+                f"  ... and {len(self.failures) - _SHOWN} more (every one: `mlops validate --json`,"
+                " or validation/result.json on a training run)"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,6 +78,14 @@ def test_validate_rejects_bad_data_with_one_clear_message(home, bad_files, kind)
     assert "Traceback" not in done.stderr
 
 
+def test_validate_json_lists_every_failure_of_rejected_data(home):
+    done = mlops("validate", "--data", "builtin:breast_cancer", "--suite", "digits", "--json")
+    assert done.returncode == 1 and "more (every one: `mlops validate --json`" in done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    # The column set, each of the 64 missing pixels, and labels 2-9 missing from the target.
+    assert report["success"] is False and len(report["failures"]) == 66
+
+
 def test_unknown_suite_is_named(home):
     done = mlops("validate", "--suite", "iris")
     assert done.returncode == 1
