@@ -96,17 +96,19 @@ def load_frame(uri: str) -> pd.DataFrame:
     if uri.startswith("builtin:"):
         return _load_builtin(uri.removeprefix("builtin:"))
     suffix = Path(uri).suffix.lower()
-    if storage.is_s3(uri):
-        source = io.BytesIO(storage.read_bytes(uri))
-    else:
-        source = Path(uri.removeprefix("file://")).expanduser()
-        if not source.is_file():
-            raise DataLoadError(f"data file not found: {source}")
+    source = io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else _local_file(uri)
     frame = _read_csv(source, uri) if suffix == ".csv" else _read_parquet(source, uri)
     if frame.empty:
         raise DataLoadError(f"{uri} holds no rows")
     logger.info("Loaded %s: %d rows x %d columns", uri, len(frame), frame.shape[1])
     return frame
+
+
+def _local_file(uri: str) -> Path:
+    source = Path(uri.removeprefix("file://")).expanduser()
+    if not source.is_file():
+        raise DataLoadError(f"data file not found: {source}")
+    return source
 
 
 def _load_builtin(name: str) -> pd.DataFrame:
@@ -207,9 +209,7 @@ def iter_partitions(uri: str, rows: int) -> Iterator[pd.DataFrame]:
             source = scratch / Path(storage.parse(uri).key).name
             storage.download(uri, source)
         else:
-            source = Path(uri.removeprefix("file://")).expanduser()
-            if not source.is_file():
-                raise DataLoadError(f"data file not found: {source}")
+            source = _local_file(uri)
         chunks = (
             _csv_chunks(source, uri, rows)
             if Path(uri).suffix.lower() == ".csv"
@@ -263,11 +263,12 @@ def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
     if storage.is_s3(artifact_uri):
         uri = storage.parse(artifact_uri).child(name).uri
         stored = storage.exists(uri)
+        target = uri
     else:
-        uri = (Path(artifact_uri.removeprefix("file://")) / name).as_uri()
-        stored = Path(uri.removeprefix("file://")).exists()
+        path = Path(artifact_uri.removeprefix("file://")) / name
+        uri, stored, target = path.as_uri(), path.exists(), str(path)
     if not stored:
-        with table_writer(uri) as table:  # atomic: a reader never sees half a snapshot
+        with table_writer(target) as table:  # atomic: a reader never sees half a snapshot
             table.write(frame)
         if storage.is_s3(uri):
             read_snapshot(uri)
