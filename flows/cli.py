@@ -461,4 +461,30 @@ def _print_json(payload: Any) -> None:
 
 
 def main() -> None:
-    app()
+    """Run the command, then leave without unloading the libraries it imported.
+
+    Python's exit first joins threads and runs the exit hooks (Prefect sends its last logs
+    and events there), flushes the streams, and then tears every module down: with
+    TensorFlow, MLflow, Prefect and Great Expectations loaded that took 1.7 s of a 19 s
+    `mlops train`, after everything was stored and printed. The first steps are taken
+    here as Python takes them; the teardown is skipped.
+    """
+    import atexit
+    import os
+    import threading
+
+    try:
+        app()
+        status = 0
+    except SystemExit as done:
+        status = done.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        sys.stderr.write(f"{status}\n")
+        status = 1
+    threading._shutdown()  # what Python's exit does first: join threads, run their hooks
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -126,6 +126,17 @@ def test_train_json_then_models_on_another_dataset(module_home, prefect_api):
     listed = mlops("models", "breast_cancer", "--json")
     (row,) = json.loads(listed.stdout.strip().splitlines()[-1])
     assert row["aliases"] == ["champion"] and row["version"] == "1"
+    # The command leaves without Python's module teardown: its last logs still reach the UI.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    messages = [log.message for log in logs]
+    assert any("Registered breast_cancer version 1" in message for message in messages)
+    assert "Finished in state Completed()" in messages[-1]
 
 
 @pytest.mark.slow
