@@ -76,9 +76,9 @@ def check_output_uri(uri: str, roots: list[str]) -> None:
             uri.startswith(root.rstrip("/") + "/") for root in roots if storage.is_s3(root)
         )
     else:
-        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        path = storage.local_path(uri).expanduser().resolve()
         inside = any(
-            path.is_relative_to(Path(root.removeprefix("file://")).expanduser().resolve())
+            path.is_relative_to(storage.local_path(root).expanduser().resolve())
             for root in roots
             if not storage.is_s3(root)
         )
@@ -105,7 +105,7 @@ def load_frame(uri: str) -> pd.DataFrame:
 
 
 def _local_file(uri: str) -> Path:
-    source = Path(uri.removeprefix("file://")).expanduser()
+    source = storage.local_path(uri).expanduser()
     if not source.is_file():
         raise DataLoadError(f"data file not found: {source}")
     return source
@@ -265,7 +265,7 @@ def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
         stored = storage.exists(uri)
         target = uri
     else:
-        path = Path(artifact_uri.removeprefix("file://")) / name
+        path = storage.local_path(artifact_uri) / name
         uri, stored, target = path.as_uri(), path.exists(), str(path)
     if not stored:
         with table_writer(target) as table:  # atomic: a reader never sees half a snapshot
@@ -278,9 +278,7 @@ def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
 def read_snapshot(uri: str) -> pd.DataFrame:
     """A stored snapshot, verified against the sha256 its name promises."""
     expected = Path(uri).stem
-    source = (
-        io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else uri.removeprefix("file://")
-    )
+    source = io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else storage.local_path(uri)
     frame = pd.read_parquet(source)
     if frame_sha256(frame) != expected:
         raise DataLoadError(f"snapshot {uri} is corrupt: its rows no longer hash to {expected}")
@@ -373,7 +371,7 @@ def table_writer(uri: str) -> Iterator[TableFile]:
             partial = Path(stack.enter_context(tempfile.TemporaryDirectory())) / f"table{suffix}"
             final = storage.parse(uri).uri
         else:
-            path = Path(uri.removeprefix("file://")).expanduser().resolve()
+            path = storage.local_path(uri).expanduser().resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.partial")
             stack.callback(partial.unlink, missing_ok=True)

@@ -146,8 +146,9 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         """Local folder of the artifact root (S3 roots are handled by the storage module)."""
-        uri = self.resolved_artifact_uri
-        return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
+        from tasks.storage import local_path
+
+        return local_path(self.resolved_artifact_uri)
 
     @property
     def checkpoint_root(self) -> Path:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,14 @@ class S3Location:
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
+
+
+def local_path(uri: str) -> Path:
+    """The file a ``file:`` URI names (its percent-escapes decoded: a home with a space in
+    its path is ``my%20home`` in the URI), or a plain path as it is."""
+    if uri.startswith("file:"):
+        return Path(url2pathname(urlparse(uri).path))
+    return Path(uri)
 
 
 def parse(uri: str) -> S3Location:

@@ -16,6 +16,7 @@ from tasks.data import DataLoadError, frame_sha256
 from tasks.drift import DriftDetectedError
 from tasks.registry import describe_versions
 from tasks.settings import load_settings
+from tasks.storage import local_path
 from tasks.validation import DataValidationError
 
 pytestmark = pytest.mark.slow
@@ -142,7 +143,7 @@ def test_run_holds_snapshot_metrics_per_epoch_plots_and_card(trained, client, tm
     assert run.info.status == "FINISHED"
     dataset = run.inputs.dataset_inputs[0].dataset
     assert dataset.digest == trained["first"]["data_sha256"][:12]
-    snapshot = Path(run.data.params["data_snapshot"].removeprefix("file://"))
+    snapshot = local_path(run.data.params["data_snapshot"])
     assert frame_sha256(pd.read_parquet(snapshot)) == trained["first"]["data_sha256"]
     curve = client.get_metric_history(run_id, "keras_mlp.val_loss")
     assert len(curve) > 5 and [m.step for m in curve[:3]] == [1, 2, 3]

@@ -163,3 +163,21 @@ def test_a_table_written_in_partitions_appears_whole_or_not_at_all(digits, tmp_p
         table.write(digits.iloc[:700])
         raise RuntimeError("scoring broke")
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no partial file left
+
+
+def test_a_home_with_a_space_and_a_percent_in_its_path_keeps_its_files_there(
+    digits, tmp_path, monkeypatch
+):
+    from tasks.settings import load_settings
+
+    home = tmp_path / "my home 100%"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.delenv("MLOPS_ARTIFACT_URI", raising=False)
+    settings = load_settings()
+    assert "my%20home%20100%25" in settings.resolved_artifact_uri
+    assert settings.artifact_root == home / "artifacts"
+    snapshot = store_snapshot(digits, settings.resolved_artifact_uri)
+    assert (home / "artifacts" / "snapshots" / f"{snapshot.sha256}.parquet").is_file()
+    assert not (tmp_path / "my%20home%20100%25").exists()
+    assert read_snapshot(snapshot.uri).equals(digits)
+    assert load_frame(snapshot.uri).equals(digits)
