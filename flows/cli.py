@@ -116,6 +116,9 @@ def train(
 ) -> None:
     """Run the training flow once, now: validate, train, evaluate, register, promote."""
     settings = _prepare()
+    from tasks.jobs import check_inputs
+
+    _run(check_inputs, settings, data, model_name, suite)
     from flows.training import training_flow
 
     result = _run(

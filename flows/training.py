@@ -528,9 +528,7 @@ def training_flow(
 
     settings = load_settings()
     settings.prepare()
-    data.check_uri(data_uri)
-    registry.check_model_name(model_name)
-    suite_path = validation.resolve_suite(suite or model_name, settings.suites_dir)
+    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite)
     check_storage(settings)
     repair_registry(settings, model_name)
     run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tasks.settings import PROJECT_ROOT
+from tasks.settings import PROJECT_ROOT, Settings
 
 # Libraries whose version changes what a fit produces.
 _LIBRARIES = ("keras", "scikit-learn", "tensorflow-cpu", "tensorflow", "jax", "torch", "numpy")
@@ -44,3 +44,16 @@ def job_key(data_sha256: str, suite_path: Path, parameters: dict[str, Any]) -> s
         "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_inputs(settings: Settings, data_uri: str, model_name: str, suite: str | None) -> Path:
+    """Refuse a training job's malformed inputs before any work; return its suite's path.
+
+    The flow checks them first thing, for runs started from the UI or a schedule; the
+    command checks them before it starts the flow, so a typo costs no Prefect start-up.
+    """
+    from tasks import data, registry, validation
+
+    data.check_uri(data_uri)
+    registry.check_model_name(model_name)
+    return validation.resolve_suite(suite or model_name, settings.suites_dir)

@@ -98,6 +98,22 @@ def test_bad_epochs_are_refused_before_any_work(home):
     assert not (home / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        (("--data", "ftp://host/d.csv"), "unsupported URI scheme 'ftp://'"),
+        (("--model-name", "a b"), "invalid model name 'a b'"),
+        (("--suite", "nope"), "no suite named 'nope'"),
+    ],
+)
+def test_malformed_training_inputs_are_refused_before_any_flow_starts(home, option, words):
+    done = mlops("train", *option)
+    assert done.returncode == 1 and words in done.stderr
+    # No flow run, so no Prefect start-up (no server on PREFECT_API_URL here) and no database.
+    assert "Starting temporary server" not in done.stderr
+    assert not list(home.rglob("*.db"))  # neither MLflow's store nor Prefect's database
+
+
 @pytest.mark.slow
 def test_train_json_then_models_on_another_dataset(module_home, prefect_api):
     env = {"PREFECT_API_URL": prefect_api}
