@@ -63,9 +63,29 @@ def check_storage(settings: Settings) -> None:
 
 @step(name="repair registry")
 def repair_registry(settings: Settings, model_name: str) -> list[str]:
-    """Finish or undo the registrations a killed run left half-done, before anything else."""
+    """Finish or undo the registrations a killed run left half-done, before anything else;
+    end the runs a killed process left RUNNING, in MLflow and in Prefect."""
     with registry.registry_lock(settings):
-        return registry.repair(settings, model_name)
+        done = registry.repair(settings, model_name)
+    for run, why in registry.end_abandoned(settings, model_name):
+        mark_crashed(run.data.tags.get("mlops.flow_run_id"), why)
+    return done
+
+
+def mark_crashed(flow_run_id: str | None, why: str) -> None:
+    """A flow run whose process died stays Running in Prefect: say it crashed, and why."""
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    if not flow_run_id:
+        return
+    try:
+        with get_client(sync_client=True) as prefect_client:
+            flow_run = prefect_client.read_flow_run(flow_run_id)
+            if not flow_run.state or not flow_run.state.is_final():
+                prefect_client.set_flow_run_state(flow_run_id, Crashed(message=why), force=True)
+    except Exception as exc:  # e.g. a run of another Prefect server: the MLflow record stands
+        logger.warning("Could not mark flow run %s crashed: %s", flow_run_id, exc)
 
 
 @step(name="load data")

@@ -30,6 +30,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 REGISTRATION, PENDING, COMPLETE = "registration", "pending", "complete"
 # On a shared tracking server other hosts may be mid-registration: leave them this long.
 ABANDONED_AFTER_SECONDS = 300
+# Tags naming the process a run belongs to (see `end_abandoned`).
+OWNER_HOST, OWNER_PID, OWNER_STARTED = "mlops.host", "mlops.pid", "mlops.process_started"
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
 
 
@@ -129,7 +131,7 @@ def tracking_run(
     """An MLflow run that ends FINISHED, or FAILED with the reason when the body raises."""
     mlflow_client = client(settings)
     run = mlflow_client.create_run(
-        experiment_id(settings, experiment), run_name=run_name, tags=tags
+        experiment_id(settings, experiment), run_name=run_name, tags={**tags, **_owner_tags()}
     )
     run_id = run.info.run_id
     logger.info("MLflow run %s (%s)", run_id, run_name)
@@ -143,6 +145,61 @@ def tracking_run(
             logger.warning("Could not mark run %s FAILED: %s", run_id, _one_line(marking))
         raise
     mlflow_client.set_terminated(run_id, status="FINISHED")
+
+
+def _owner_tags() -> dict[str, str]:
+    """The process a run belongs to, so that a later run can tell it died (`end_abandoned`)."""
+    import os
+    import socket
+
+    import psutil
+
+    return {
+        OWNER_HOST: socket.gethostname(),
+        OWNER_PID: str(os.getpid()),
+        OWNER_STARTED: repr(psutil.Process().create_time()),
+    }
+
+
+def end_abandoned(settings: Settings, experiment: str) -> list[tuple[Any, str]]:
+    """Mark FAILED, with why, the runs of ``experiment`` still RUNNING whose process on this
+    host is gone (killed, out of memory, the machine restarted); returns them, with why.
+
+    A run ends FINISHED or FAILED by itself unless its process dies; then nothing else would
+    end it. Runs of other hosts are left alone: their processes cannot be seen from here.
+    """
+    import socket
+
+    mlflow_client = client(settings)
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    host = socket.gethostname()
+    running = mlflow_client.search_runs(
+        [found.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{host}'",
+    )
+    ended = []
+    for run in running:
+        pid = int(run.data.tags[OWNER_PID])
+        if _alive(pid, float(run.data.tags[OWNER_STARTED])):
+            continue
+        why = f"abandoned: its process (pid {pid} on {host}) died before the run ended"
+        mlflow_client.set_tag(run.info.run_id, "mlops.failure", why)
+        mlflow_client.set_terminated(run.info.run_id, status="FAILED")
+        logger.warning("Run %s (%s) marked FAILED: %s", run.info.run_id, run.info.run_name, why)
+        ended.append((run, why))
+    return ended
+
+
+def _alive(pid: int, started: float) -> bool:
+    """Whether that process still runs (the same one: a pid can be reused)."""
+    import psutil
+
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _is_registered(mlflow_client, name: str) -> bool:

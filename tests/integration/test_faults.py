@@ -94,6 +94,17 @@ def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(env, track
     assert result["version"] == "1" and not result["skipped"]
     assert result["reused"] == ["gradient_boosting", "keras_mlp", "logistic_regression"]
     assert assert_consistent(tracking_uri) == {"1": "champion"}
+    # The killed run does not stay RUNNING: in MLflow and in Prefect it ended, saying why.
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("digits").experiment_id])
+    assert sorted(run.info.status for run in runs) == ["FAILED", "FINISHED"]
+    (dead,) = [run for run in runs if run.info.status == "FAILED"]
+    assert "its process (pid" in dead.data.tags["mlops.failure"]
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect_client:
+        flow_run = prefect_client.read_flow_run(dead.data.tags["mlops.flow_run_id"])
+    assert flow_run.state.name == "Crashed" and "died" in flow_run.state.message
 
 
 def test_killed_right_after_creating_a_version_the_next_run_removes_it(env, tracking_uri):
