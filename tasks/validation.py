@@ -160,7 +160,12 @@ def validate_frame(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    try:
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    finally:
+        # The context outlives this call (GX keeps it as the project's) and its data source
+        # would keep the frame alive: 244 MiB held through training on 1M rows.
+        context.data_sources.delete("frame")
     failures = _merge_missing_columns(
         [
             _explain(frame, r.expectation_config.type, r.expectation_config.kwargs, r)

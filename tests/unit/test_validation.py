@@ -26,6 +26,18 @@ def test_shipped_suites_accept_their_builtin_data(name):
     assert report.failed == 0 and report.evaluated > 100
 
 
+def test_validation_lets_go_of_the_data_it_checked():
+    import gc
+    import weakref
+
+    frame = load_frame("builtin:digits")
+    checked = weakref.ref(frame)
+    validate_frame(frame, resolve_suite("digits", SUITES))
+    del frame
+    gc.collect()
+    assert checked() is None  # GX's context outlives the call; the rows must not
+
+
 REJECTED = ["nulls", "out_of_range", "text_in_numeric", "missing_class", "dropped_column"]
 
 
