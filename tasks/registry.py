@@ -200,6 +200,8 @@ def _alive(pid: int, started: float) -> bool:
         return abs(psutil.Process(pid).create_time() - started) < 1
     except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:  # another user's process (macOS): it exists, leave its run
+        return True
 
 
 def _is_registered(mlflow_client, name: str) -> bool:
