@@ -30,6 +30,7 @@ class SweepResult:
     candidate: sweep.Candidate
     estimator: Any  # the best candidate, refitted on the training rows
     scores: dict[str, float]  # its test_* metrics on the test rows
+    probabilities: Any  # its class probabilities on the test rows (for the plots)
     cv: dict[str, float]  # its cv_*_mean / cv_*_std over the folds
     candidates: list[dict[str, Any]]  # name, family, params, cv metrics, run_id of each
 
@@ -92,7 +93,8 @@ def log_candidates(
 @step(name="refit best", task_run_name="refit {candidate.name}")
 def refit_best(
     settings: Settings, run_id: str, candidate: sweep.Candidate, splits: data.Splits, epochs: int
-) -> tuple[Any, dict[str, float]]:
+) -> tuple[Any, dict[str, float], Any]:
+    """The winner fitted on the training rows; its test scores and test probabilities."""
     estimator = training.fit_candidate(
         candidate.build(epochs, settings.seed),
         splits.X_train,
@@ -100,10 +102,11 @@ def refit_best(
         splits.X_val,
         splits.y_val,
     )
-    scores = evaluation.score_estimator(estimator, splits.X_test, splits.y_test)
+    probabilities = estimator.predict_proba(splits.X_test)
+    scores = evaluation.score_probabilities(splits.y_test, probabilities, estimator.classes_)
     chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}
     registry.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
-    return estimator, scores
+    return estimator, scores, probabilities
 
 
 def run_sweep(
@@ -143,5 +146,7 @@ def run_sweep(
     best = sweep.best_index(summaries, settings.promotion_metric)
     records = log_candidates(settings, run_id, experiment, candidates, fold_scores, summaries, best)
     registry.log_metrics(settings, run_id, summaries[best])
-    estimator, scores = refit_best(settings, run_id, candidates[best], splits, epochs)
-    return SweepResult(candidates[best], estimator, scores, summaries[best], records)
+    estimator, scores, probabilities = refit_best(
+        settings, run_id, candidates[best], splits, epochs
+    )
+    return SweepResult(candidates[best], estimator, scores, probabilities, summaries[best], records)

@@ -612,7 +612,7 @@ def training_flow(
             )
             family, candidates = searched.family, {searched.family: searched.estimator}
             scores, cross_validation, reused = {family: searched.scores}, searched.cv, []
-            probabilities = {family: searched.estimator.predict_proba(splits.X_test)}
+            probabilities = {family: searched.probabilities}
         registry.log_metrics(settings, run_id, {**scores[family], **cross_validation})
         classes = candidates[family].classes_
         plots = plot_evaluation(settings, run_id, family, classes, probabilities[family], splits)

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from tasks.baselines import BASELINES, build_baseline
 
@@ -470,8 +471,6 @@ def fit_candidate(
     """
     if isinstance(estimator, KerasMLPClassifier):
         return estimator.fit(X_train, y_train, validation_data=(X_val, y_val))
-    from threadpoolctl import threadpool_limits
-
     if baseline_rows is not None and len(X_train) > baseline_rows:
         rows = np.sort(np.random.default_rng(seed).choice(len(X_train), baseline_rows, False))
         X_train, y_train = X_train.iloc[rows], y_train.iloc[rows]

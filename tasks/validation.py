@@ -164,7 +164,7 @@ def validate_frame(
         result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     finally:
         # The context outlives this call (GX keeps it as the project's) and its data source
-        # would keep the frame alive: 244 MiB held through training on 1M rows.
+        # would keep the frame alive until the next validation.
         context.data_sources.delete("frame")
     failures = _merge_missing_columns(
         [
