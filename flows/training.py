@@ -89,9 +89,13 @@ def mark_crashed(flow_run_id: str | None, why: str) -> None:
 
 
 @step(name="load data")
-def load_data(settings: Settings, run_id: str, uri: str, suite: str) -> pd.DataFrame:
+def load_data(settings: Settings, run_id: str, uri: str, target: str, suite: str) -> pd.DataFrame:
+    """The rows, refused with the reason (also as the run's validation report) when they
+    cannot be read or lack the label column, before anything is stored."""
     try:
-        return data.load_frame(uri)
+        frame = data.load_frame(uri)
+        data.check_target(frame, target)
+        return frame
     except data.DataLoadError as exc:
         report = validation.ValidationReport.for_unreadable(suite, str(exc))
         registry.log_json(settings, run_id, report.to_dict(), "validation/result.json")
@@ -564,7 +568,7 @@ def training_flow(
                 "drift_mode": drift_mode,
             },
         )
-        frame = load_data(settings, run_id, data_uri, suite_path.stem)
+        frame = load_data(settings, run_id, data_uri, target, suite_path.stem)
         snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
         job_key = jobs.job_key(
             snapshot.sha256,

@@ -308,17 +308,22 @@ class Splits:
         }
 
 
+def check_target(frame: pd.DataFrame, target: str) -> None:
+    """The label column must be there: name the columns that are, and the option to use."""
+    if target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
+        raise DataLoadError(
+            f"target column {target!r} is not in the data (columns: {shown}); pass --target COLUMN"
+        )
+
+
 def split_frame(
     frame: pd.DataFrame, target: str, test_size: float, validation_size: float, seed: int
 ) -> Splits:
     """Hold out a stratified test set, then a stratified validation set from the rest."""
     from sklearn.model_selection import train_test_split
 
-    if target not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
-        raise DataLoadError(
-            f"target column {target!r} is not in the data (columns: {shown}); pass --target COLUMN"
-        )
+    check_target(frame, target)
     features, labels = frame.drop(columns=[target]), frame[target]
     try:
         X_rest, X_test, y_rest, y_test = train_test_split(

@@ -81,6 +81,8 @@ def bad_files(digits, tmp_path_factory) -> dict[str, tuple[Path, str]]:
 
     dropped = digits.drop(columns=["pixel_7_7"])
     add("dropped_column", "pixel_7_7", dropped)
+
+    add("no_target", "target column 'target' is not in the data", digits.drop(columns="target"))
     return files
 
 

@@ -164,6 +164,7 @@ BAD_KINDS = {
     "empty": DataLoadError,
     "semicolons": DataLoadError,
     "truncated": DataLoadError,
+    "no_target": DataLoadError,
     "nulls": DataValidationError,
     "out_of_range": DataValidationError,
     "text_in_numeric": DataValidationError,
