@@ -94,7 +94,8 @@ def log_candidates(
 def refit_best(
     settings: Settings, run_id: str, candidate: sweep.Candidate, splits: data.Splits, epochs: int
 ) -> tuple[Any, dict[str, float], Any]:
-    """The winner fitted on the training rows; its test scores and test probabilities."""
+    """The winner fitted on the training rows (the network's curves on the run, as without a
+    sweep); its test scores and test probabilities."""
     estimator = training.fit_candidate(
         candidate.build(epochs, settings.seed),
         splits.X_train,
@@ -102,6 +103,7 @@ def refit_best(
         splits.X_val,
         splits.y_val,
     )
+    registry.log_fit(settings, run_id, candidate.family, estimator)
     probabilities = estimator.predict_proba(splits.X_test)
     scores = evaluation.score_probabilities(splits.y_test, probabilities, estimator.classes_)
     chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}

@@ -262,10 +262,7 @@ def evaluate_candidates(
     }
     for family, values in scores.items():
         registry.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in values.items()})
-        estimator = candidates[family]
-        if hasattr(estimator, "history_"):
-            registry.log_history(settings, run_id, family, estimator.history_)
-            registry.log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
+        registry.log_fit(settings, run_id, family, candidates[family])
     return scores, probabilities
 
 

@@ -234,6 +234,13 @@ def log_metrics(
     )
 
 
+def log_fit(settings: Settings, run_id: str, family: str, estimator) -> None:
+    """The Keras network's per-epoch curves and the epochs it ran (a baseline has neither)."""
+    if hasattr(estimator, "history_"):
+        log_history(settings, run_id, family, estimator.history_)
+        log_params(settings, run_id, {f"{family}.epochs_run": estimator.n_epochs_})
+
+
 def log_history(settings: Settings, run_id: str, prefix: str, history: dict[str, list[float]]):
     """Per-epoch curves, one step per epoch, so MLflow draws them as charts."""
     import time

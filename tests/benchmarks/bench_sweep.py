@@ -1,11 +1,16 @@
-"""Benchmark: the sweep on two local Dask workers against the same sweep on one (serially).
+"""Benchmark: the sweep on two Dask workers against the same sweep on one (serially).
 
 Run: `.venv/bin/python tests/benchmarks/bench_sweep.py [--epochs N] [--folds K] [--repeat R]`.
-Both sides run the default grid through `run_sweep` on a local Dask cluster of worker
-processes (one thread each), side by side in one run, median of `--repeat`; workers import
-the platform before the clock starts. The clock covers the whole sweep: the folds, the nested
-MLflow runs and the refit of the best. Target: two workers at least 1.7x faster than one.
-The 2-core machine must be otherwise idle: another job on its cores goes to the parallel side.
+Both sides run the default grid through `run_sweep` on a cluster shaped as infra/ runs it (a
+`dask scheduler` process and `dask worker --nthreads 1` processes on loopback), side by side
+in one run, median of `--repeat`. Each fresh cluster runs the sweep twice: the first sweep
+pays the cluster's one-time costs (the scheduler and the workers import the platform when the
+first tasks arrive, each worker's Prefect engine starts); the second is what a long-lived
+cluster does for every scheduled retraining after that, and the target is measured on it.
+This process has detected the device first, as the training flow does before its sweep. The
+clock covers the whole sweep: submitting the tasks, the folds, the nested MLflow runs and
+the refit of the best. Target: two workers at least 1.7x faster than one, once warm. The
+2-core machine must be otherwise idle: another job on its cores goes to the parallel side.
 """
 
 from __future__ import annotations
@@ -16,41 +21,30 @@ import statistics
 import tempfile
 import time
 
+from harness import dask_cluster
+
 TARGET_RATIO = 1.7
 # A worker of one thread runs on one core: Dask already pins OpenMP / MKL / OpenBLAS to one
 # thread per worker, TensorFlow's own pools are pinned here (infra/ sets the same).
 ONE_CORE = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
-def warm(client) -> None:
-    """Each worker imports Keras and the candidates once, as a long-lived cluster has."""
-
-    def load() -> None:
-        import keras  # noqa: F401
-
-        import tasks.sweep  # noqa: F401
-
-    client.run(load)
-
-
-def timed_sweep(workers: int, settings, splits, epochs: int, candidates) -> tuple[float, str]:
-    from distributed import Client, LocalCluster
-
+def timed_sweeps(workers: int, settings, splits, epochs: int, candidates) -> list[float]:
+    """Seconds of the first and the second sweep on a fresh cluster of `workers` workers."""
     from flows.sweep import run_sweep
     from tasks import registry
 
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None, env=ONE_CORE
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        warm(client)
-        on_cluster = settings.model_copy(update={"dask_address": cluster.scheduler_address})
-        with registry.tracking_run(on_cluster, "bench", f"{workers} workers", {}) as run_id:
-            start = time.perf_counter()
-            result = run_sweep(on_cluster, run_id, "bench", splits, epochs, candidates)
-            return time.perf_counter() - start, result.candidate.name
+    seconds = []
+    with dask_cluster(workers, {**os.environ, **ONE_CORE}) as address:
+        on_cluster = settings.model_copy(update={"dask_address": address})
+        for attempt in ("first", "second"):
+            name = f"{workers} workers, {attempt}"
+            with registry.tracking_run(on_cluster, "bench", name, {}) as run_id:
+                start = time.perf_counter()
+                result = run_sweep(on_cluster, run_id, "bench", splits, epochs, candidates)
+                seconds.append(time.perf_counter() - start)
+            print(f"{name}: {seconds[-1]:.1f} s, best {result.candidate.name}", flush=True)
+    return seconds
 
 
 def main() -> None:
@@ -68,33 +62,34 @@ def main() -> None:
     from tasks.data import load_frame, split_frame
     from tasks.settings import Settings
     from tasks.sweep import search_space
+    from tasks.training import detect_device
 
     with tempfile.TemporaryDirectory() as home, prefect_test_harness():
         os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # for the worker processes
         settings = Settings(home=home, cv_folds=args.folds)
         settings.prepare()
+        detect_device()
         splits = split_frame(load_frame("builtin:digits"), "target", 0.2, 0.2, settings.seed)
         candidates = search_space("grid", settings.seed)
-        results: dict[int, list[float]] = {}
-        winners: dict[int, set[str]] = {1: set(), 2: set()}
+        runs = {workers: [] for workers in (1, 2)}
         for _ in range(args.repeat):
-            for workers in (1, 2):
-                seconds, winner = timed_sweep(workers, settings, splits, args.epochs, candidates)
-                results.setdefault(workers, []).append(seconds)
-                winners[workers].add(winner)
-    serial, parallel = (statistics.median(results[w]) for w in (1, 2))
+            for workers, times in runs.items():
+                times.append(timed_sweeps(workers, settings, splits, args.epochs, candidates))
+    (cold_serial, serial), (cold_parallel, parallel) = (
+        [statistics.median(times) for times in zip(*runs[w], strict=True)] for w in (1, 2)
+    )
     print(
         f"{len(candidates)} candidates x {args.folds} folds, {args.epochs} epochs, "
         f"median of {args.repeat}:"
     )
-    print(f"  1 worker (serial)    {serial:7.1f} s")
-    print(f"  2 workers            {parallel:7.1f} s")
-    print(f"  speed-up             {serial / parallel:7.2f} x")
-    # Near-ties (within float rounding of another thread layout) may pick either winner.
-    for workers, names in winners.items():
-        print(f"  best on {workers} worker(s): {', '.join(sorted(names))}")
+    print("                       first sweep   second sweep")
+    print(f"  1 worker (serial)    {cold_serial:9.1f} s {serial:12.1f} s")
+    print(f"  2 workers            {cold_parallel:9.1f} s {parallel:12.1f} s")
+    print(
+        f"  speed-up             {cold_serial / cold_parallel:9.2f} x {serial / parallel:12.2f} x"
+    )
     verdict = "met" if serial / parallel >= TARGET_RATIO else "MISSED"
-    print(f"  target: 2 workers >= {TARGET_RATIO:g}x faster than 1: {verdict}")
+    print(f"  target: 2 workers >= {TARGET_RATIO:g}x faster than 1 (second sweep): {verdict}")
 
 
 if __name__ == "__main__":

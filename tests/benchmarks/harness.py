@@ -46,6 +46,55 @@ def fresh_home() -> Iterator[dict[str, str]]:
             up.wait(timeout=30)
 
 
+# What infra/ has the scheduler (which unpickles every task) and the workers load at start.
+PRELOAD = {
+    "scheduler": ["--preload", "flows.sweep"],
+    "worker": ["--preload", "keras", "--preload", "flows.sweep"],
+}
+
+
+@contextlib.contextmanager
+def dask_cluster(workers: int, env: dict[str, str]) -> Iterator[str]:
+    """The production shape of infra/: a `dask scheduler` process and `workers` processes of
+    `dask worker --nthreads 1` on loopback, all preloading the platform; yields the
+    scheduler's address."""
+    import socket
+
+    from distributed import Client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    commands = [["scheduler", "--port", str(port)]]
+    commands += [["worker", address, "--nthreads", "1"]] * workers
+    processes = [
+        subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                *command,
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                *PRELOAD[command[0]],
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for command in commands
+    ]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
 def measure(command: list[str], env: dict[str, str]) -> Measured:
     """Run a command to its end: wall time, peak RSS (from the kernel's own accounting)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:

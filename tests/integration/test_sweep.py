@@ -17,11 +17,11 @@ import pytest
 from mlflow import MlflowClient
 from prefect import flow
 
-from flows.sweep import SweepResult, run_sweep
+from flows.sweep import SweepResult, refit_best, run_sweep
 from tasks import registry
 from tasks.data import split_frame
 from tasks.settings import load_settings
-from tasks.sweep import SPACE, search_space
+from tasks.sweep import SPACE, Candidate, search_space
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +172,21 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     # In the Prefect UI: the flow run shows a completed task run per candidate x fold.
     runs = sweep_task_runs(flow_run_id)
     assert len(runs) == 8 and all(r.state.is_completed() for r in runs)
+
+
+def test_a_refitted_network_logs_its_curves_on_the_run_as_without_a_sweep(module_home, splits):
+    settings = load_settings()
+    with registry.tracking_run(settings, "digits", "train-digits", {}) as run_id:
+        estimator, _, _ = refit_best.fn(
+            settings, run_id, Candidate("keras_mlp", {"hidden_units": 8}), splits, EPOCHS
+        )
+    mlflow_client = MlflowClient(settings.resolved_tracking_uri)
+    curve = mlflow_client.get_metric_history(run_id, "keras_mlp.val_loss")
+    assert [m.step for m in curve] == list(range(1, estimator.n_epochs_ + 1))
+    assert [m.value for m in curve] == pytest.approx(estimator.history_["val_loss"])
+    params = mlflow_client.get_run(run_id).data.params
+    assert params["keras_mlp.epochs_run"] == str(estimator.n_epochs_)
+    assert params["sweep.best"] == "keras_mlp[hidden_units=8]"
 
 
 def test_predict_on_dask_scores_partitions_on_both_workers_in_input_order(

@@ -124,6 +124,9 @@ def test_compose_dask_cluster_is_where_the_workers_send_sweep_tasks(monkeypatch)
     assert "--port 8786" in scheduler["command"]
     assert worker["command"].startswith(f"dask worker {address} --nthreads 1")
     assert worker["deploy"]["replicas"] == 2
+    for service in (scheduler, worker):  # both unpickle the sweep's tasks: loaded at start
+        assert service["command"].endswith("--preload flows.sweep")
+    assert "--preload keras" in worker["command"]
     assert worker["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     for service in (scheduler, worker):  # the platform's code, importable by pickled tasks
         assert service["build"] == services["prefect-worker"]["build"]
@@ -150,6 +153,9 @@ def test_kubernetes_dask_workers_reach_the_scheduler_service_the_flows_are_given
     assert worker["command"][:3] == ["dask", "worker", environment["MLOPS_DASK_ADDRESS"]]
     assert worker["command"][3:5] == ["--nthreads", "1"] and workers["replicas"] == 2
     assert worker["envFrom"] == [{"configMapRef": {"name": "mlops-env"}}]
+    for container in (scheduler, worker):
+        assert container["command"][-2:] == ["--preload", "flows.sweep"]
+    assert worker["command"][-4:-2] == ["--preload", "keras"]
 
 
 def test_kubernetes_work_pool_runs_flows_in_the_platform_image_with_the_stack_environment():

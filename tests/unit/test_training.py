@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import keras
@@ -188,8 +189,15 @@ def test_a_backup_folder_belongs_to_one_fit_at_a_time(tmp_path):
             assert second != folder and second.parent == folder.parent
             assert second.is_dir()
         assert not second.exists()  # its private folder goes with it
-    with claimed(folder) as again:  # released: the next run resumes from the shared one
-        assert again == folder
+    with pytest.raises(KeyboardInterrupt), claimed(folder) as again:
+        assert again == folder  # released: the next run resumes from the shared one
+        again.mkdir()
+        (again / "backup.weights.h5").touch()
+        raise KeyboardInterrupt  # the fit dies: its backups stay for the rerun
+    with claimed(folder) as resumed:
+        assert resumed == folder and (resumed / "backup.weights.h5").exists()
+        shutil.rmtree(resumed)  # the fit completes: Keras removes its backups
+    assert not folder.parent.exists()  # nothing left: no lock files, no empty job folders
 
 
 def test_baselines_fit_on_a_bounded_seeded_sample_of_the_training_rows(digits):
