@@ -153,6 +153,11 @@ def test_kubernetes_dask_workers_reach_the_scheduler_service_the_flows_are_given
     assert worker["command"][:3] == ["dask", "worker", environment["MLOPS_DASK_ADDRESS"]]
     assert worker["command"][3:5] == ["--nthreads", "1"] and workers["replicas"] == 2
     assert worker["envFrom"] == [{"configMapRef": {"name": "mlops-env"}}]
+    # The same worker environment as compose (threads per core, malloc thresholds).
+    compose_env = compose()["services"]["dask-worker"]["environment"]
+    assert {e["name"]: e["value"] for e in worker["env"]} == {
+        name: value for name, value in compose_env.items() if name != "PREFECT_API_URL"
+    }
     for container in (scheduler, worker):
         assert container["command"][-2:] == ["--preload", "flows.sweep"]
     assert worker["command"][-4:-2] == ["--preload", "keras"]
