@@ -33,6 +33,8 @@ from tasks.settings import Settings, load_settings
 from tasks.sweep import search_space
 
 logger = logging.getLogger(__name__)
+# The MLflow run's tag naming its Prefect flow run: how a crashed run's flow run is found.
+FLOW_RUN_TAG = "mlops.flow_run_id"
 
 # Steps pass DataFrames and fitted models in memory; hashing them for a cache key is waste.
 step = task(cache_policy=NO_CACHE)
@@ -68,7 +70,7 @@ def repair_registry(settings: Settings, model_name: str) -> list[str]:
     with registry.registry_lock(settings):
         done = registry.repair(settings, model_name)
     for run, why in registry.end_abandoned(settings, model_name):
-        mark_crashed(run.data.tags.get("mlops.flow_run_id"), why)
+        mark_crashed(run.data.tags.get(FLOW_RUN_TAG), why)
     return done
 
 
@@ -552,7 +554,7 @@ def training_flow(
     suite_path = jobs.check_inputs(settings, data_uri, model_name, suite)
     check_storage(settings)
     repair_registry(settings, model_name)
-    run_tags = {"mlops.flow_run_id": str(flow_run.id), "mlops.data_uri": data_uri}
+    run_tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": data_uri}
     with registry.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
         registry.log_params(
             settings,
