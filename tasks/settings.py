@@ -204,12 +204,15 @@ class Settings(BaseSettings):
         return text
 
     def install_redaction(self) -> None:
-        """Mask secrets in every log record any handler writes (console, Prefect's API)."""
-        if not self.secrets():
-            return
-        masker = _Redactor(self)
+        """Mask secrets in every log record any handler writes (console, Prefect's API).
+
+        The secrets of these settings replace any masked before: a command forked by the warm
+        runner (flows/warm.py) masks its own, not those of the runner's environment."""
+        masker = _Redactor(self) if self.secrets() else None
         for handler in log_handlers():
-            if not any(isinstance(f, _Redactor) for f in handler.filters):
+            for stale in [f for f in handler.filters if isinstance(f, _Redactor)]:
+                handler.removeFilter(stale)
+            if masker:
                 handler.addFilter(masker)
 
     def running_prefect_api(self) -> str | None:
