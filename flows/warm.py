@@ -76,7 +76,7 @@ def hand_over(argv: list[str]) -> int | None:
         path = json.loads(settings.local_servers_file.read_text()).get("runner_socket")
     except Exception:  # no runner, or settings that the command itself will report
         return None
-    if not path:
+    if not path or not settings.warm_runner:
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         try:

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     sweep_workers: int = Field(
         default=2, ge=1, description="Sweep tasks run at once locally (without a Dask cluster)."
     )
+    warm_runner: bool = Field(
+        default=True,
+        description="Run commands in the warm runner of `mlops up` when this home has one "
+        "(false: each command in its own process, e.g. under a debugger).",
+    )
 
     @cached_property
     def home_dir(self) -> Path:
