@@ -326,7 +326,9 @@ def test_commands_of_an_up_home_run_in_its_warm_runner(stack, registry, tmp_path
 
     load_frame("builtin:digits").to_csv(tmp_path / "digits.csv", index=False)
     before = runner_jobs(stack)
-    done = mlops(stack, "train", "--data", "digits.csv", "--epochs", "5", "--json", cwd=tmp_path)
+    done = mlops(
+        stack, "train", "--data", "digits.csv", "--epochs", "5", "--force", "--json", cwd=tmp_path
+    )  # --force: an earlier test of this module may have trained the same job
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.splitlines()[-1])
     version = registry.get_model_version("digits", result["version"])
