@@ -72,11 +72,13 @@ def hand_over(argv: list[str]) -> int | None:
         from tasks.settings import load_settings
 
         settings = load_settings()
+        if not settings.warm_runner:
+            return None
         settings.prepare()  # the environment a command sees, as the runner saw its own
         path = json.loads(settings.local_servers_file.read_text()).get("runner_socket")
     except Exception:  # no runner, or settings that the command itself will report
         return None
-    if not path or not settings.warm_runner:
+    if not path:
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         try:
