@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 
@@ -69,16 +70,19 @@ def test_device_names_what_the_backend_sees():
 
 
 @pytest.mark.parametrize(
-    ("backend", "gpus", "device", "strategy", "precision", "replicas"),
+    ("backend", "gpus", "device", "strategy", "precision", "replicas", "steps"),
     [
-        ("tensorflow", 0, "cpu", "default", "float32", 1),
-        ("tensorflow", 1, "gpu", "default", "mixed_float16", 1),
-        ("tensorflow", 4, "gpu", "mirrored", "mixed_float16", 4),
-        ("jax", 4, "gpu", "data_parallel", "mixed_float16", 4),
-        ("torch", 4, "gpu", "default", "mixed_float16", 1),  # Keras's fit() stays on one GPU
+        ("tensorflow", 0, "cpu", "default", "float32", 1, 32),
+        ("tensorflow", 1, "gpu", "default", "mixed_float16", 1, 32),
+        ("tensorflow", 4, "gpu", "mirrored", "mixed_float16", 4, 32),
+        ("jax", 0, "cpu", "default", "float32", 1, 1),
+        ("jax", 4, "gpu", "data_parallel", "mixed_float16", 4, 1),
+        ("torch", 4, "gpu", "default", "mixed_float16", 1, 1),  # Keras's fit() stays on one GPU
     ],
 )
-def test_strategy_for_no_one_and_several_gpus(backend, gpus, device, strategy, precision, replicas):
+def test_strategy_for_no_one_and_several_gpus(
+    backend, gpus, device, strategy, precision, replicas, steps
+):
     chosen = choose_strategy(backend, gpus)
     assert chosen.as_params() == {
         "device_backend": backend,
@@ -87,8 +91,32 @@ def test_strategy_for_no_one_and_several_gpus(backend, gpus, device, strategy, p
         "device_strategy": strategy,
         "device_precision": precision,
         "device_replicas": replicas,
+        "device_steps_per_execution": steps,
     }
     assert chosen.global_batch_size(64) == 64 * replicas
+
+
+def test_batches_per_call_leave_the_trained_network_unchanged(digits, monkeypatch):
+    X, y = digits.drop(columns="target").iloc[:1200], digits["target"].iloc[:1200]
+    device = detect_device()
+    batched = KerasMLPClassifier(epochs=12, patience=3, random_state=0).fit(X, y)
+    assert batched.model_.steps_per_execution == device.steps_per_execution == 32
+    one_by_one = dataclasses.replace(device, steps_per_execution=1)
+    monkeypatch.setattr(tasks.training, "detect_device", lambda: one_by_one)
+    single = KerasMLPClassifier(epochs=12, patience=3, random_state=0).fit(X, y)
+    assert single.model_.steps_per_execution == 1
+    assert single.n_epochs_ == batched.n_epochs_ and single.best_epoch_ == batched.best_epoch_
+    for ours, theirs in zip(batched.model_.get_weights(), single.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_fit_trains_the_same_network_whatever_the_process_fitted_before(digits):
+    X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
+    first = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
+    KerasMLPClassifier(epochs=1, random_state=7).fit(X, y)  # as a sweep's worker does
+    again = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
+    for ours, theirs in zip(first, again, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_gpu_strategy_trains_in_mixed_precision_with_a_float32_output(
