@@ -125,7 +125,16 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     dask_cluster, prefect_api, module_home, monkeypatch, splits
 ):
     from distributed import get_task_stream
+    from prefect.context import SettingsContext
 
+    serializations = []
+    serialize = SettingsContext.serialize
+
+    def counted(self, include_secrets=True):
+        serializations.append(include_secrets)
+        return serialize(self, include_secrets=include_secrets)
+
+    monkeypatch.setattr(SettingsContext, "serialize", counted)
     client = dask_cluster["client"]
     monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"])
     settings = load_settings()
@@ -138,6 +147,8 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
     # The scheduler's own record: every candidate x fold ran there, on both workers.
     swept = [t for t in stream.data if "score_fold" in str(t["key"])]
     assert len(swept) == len(candidates) * settings.cv_folds == 8
+    # Submitting them cost one serialization of Prefect's settings, not one per task.
+    assert len(serializations) == 1
     names = {address: w["id"] for address, w in client.scheduler_info()["workers"].items()}
     assert {names[t["worker"]] for t in swept} == {"worker-a", "worker-b"}
     assert all(t["startstops"][0]["start"] >= start for t in swept)
