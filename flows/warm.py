@@ -239,7 +239,7 @@ class Runner:
         _log(f"job {pid}: its command is gone; killed")
 
     def _job_ended(self, ended: int, pid: int, connection: socket.socket, start: float) -> None:
-        _, wait_status = os.waitpid(pid, 0)
+        _, wait_status, usage = os.wait4(pid, 0)
         status = os.waitstatus_to_exitcode(wait_status)
         self.selector.unregister(ended)
         os.close(ended)
@@ -249,7 +249,9 @@ class Runner:
             connection.sendall(json.dumps({"status": status}).encode() + b"\n")
         connection.close()
         how = f"exit {status}" if status >= 0 else f"signal {-status}"
-        _log(f"job {pid}: {how} after {time.time() - start:.1f} s")
+        cpu, peak = usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024  # KiB on Linux
+        seconds = time.time() - start
+        _log(f"job {pid}: {how} after {seconds:.1f} s (CPU {cpu:.1f} s, peak RSS {peak} MiB)")
 
     def _run_in_child(self, connection: socket.socket, fds: list[int], request: dict) -> None:
         """Become the command: its descriptors, directory, environment and arguments."""

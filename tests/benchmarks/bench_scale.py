@@ -9,7 +9,8 @@ with its peak RSS, side by side:
 - the bare script: read the file, split as the flow does, fit the same network for the same
   epochs, score the test rows;
 - `mlops train` on the file: validation, snapshot, drift profile, the network and the two
-  baselines (on a 20k-row sample, MLOPS_BASELINE_ROWS), evaluation, registration.
+  baselines (on a 20k-row sample, MLOPS_BASELINE_ROWS), evaluation, registration; in the
+  warm runner of `mlops up` (its peak RSS is the job's, from the runner's log).
 Targets: job / bare time <= 1.1x; job peak RSS <= imports + 2.5 x the raw data.
 """
 
@@ -79,7 +80,7 @@ def main() -> None:
     rows = [
         ("imports alone", baseline),
         ("bare Keras script", hand),
-        ("mlops train (whole job)", job),
+        (f"mlops train ({'warm runner' if job.in_runner else 'own process'})", job),
     ]
     for what, run in rows:
         print(f"  {what:28s} {run.seconds:7.1f} s   peak RSS {run.peak_rss / MIB:6.0f} MiB")

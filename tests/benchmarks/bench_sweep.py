@@ -56,8 +56,9 @@ def timed_sweeps(workers: int, settings, splits, epochs: int, candidates) -> lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--folds", type=int, default=3)
+    # The defaults are `mlops train --sweep`'s: 60 epochs at most (early stopping), 5 folds.
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     # The sweep runs outside a flow here: its task runs have no flow run to send logs to.

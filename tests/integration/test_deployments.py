@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -337,7 +338,11 @@ def test_commands_of_an_up_home_run_in_its_warm_runner(stack, registry, tmp_path
     assert "Data passed suite 'digits'" in done.stderr  # progress on the command's own stderr
     (job,) = set(runner_jobs(stack)) - set(before)
     log = (stack["home"] / "logs" / "runner.log").read_text()
-    assert f"job {job}: mlops train" in log and f"job {job}: exit 0" in log
+    assert f"job {job}: mlops train" in log
+    ended = re.search(
+        rf"job {job}: exit 0 after [\d.]+ s \(CPU [\d.]+ s, peak RSS (\d+) MiB\)", log
+    )
+    assert ended and int(ended[1]) > 200  # the job's own memory, TensorFlow's included
 
 
 def test_a_command_in_the_runner_fails_and_dies_as_in_its_own_process(stack, registry):
