@@ -245,13 +245,14 @@ class Runner:
         os.close(ended)
         with contextlib.suppress(KeyError):
             self.selector.unregister(connection)
-        with contextlib.suppress(OSError):
-            connection.sendall(json.dumps({"status": status}).encode() + b"\n")
-        connection.close()
         how = f"exit {status}" if status >= 0 else f"signal {-status}"
         cpu, peak = usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024  # KiB on Linux
         seconds = time.time() - start
+        # Logged before the command hears of it: once the command has ended, its line is there.
         _log(f"job {pid}: {how} after {seconds:.1f} s (CPU {cpu:.1f} s, peak RSS {peak} MiB)")
+        with contextlib.suppress(OSError):
+            connection.sendall(json.dumps({"status": status}).encode() + b"\n")
+        connection.close()
 
     def _run_in_child(self, connection: socket.socket, fds: list[int], request: dict) -> None:
         """Become the command: its descriptors, directory, environment and arguments."""
