@@ -54,6 +54,16 @@ PRELOAD = (
     "great_expectations",
     "mlflow.keras",
     "mlflow.sklearn",
+    # What a job imported on its way otherwise (python -X importtime of a job after the above):
+    # the embedded MLflow store (0.5 s: SQLAlchemy models, Alembic), the engines Prefect runs
+    # flows and tasks with, GitPython (the git_commit tag), MLflow's model loaders and tracing.
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.pyfunc.loaders",
+    "mlflow.tracing.processor.base_mlflow",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "git",
 )
 SOCKET_NAME = "runner.sock"
 _SUN_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes on Linux
