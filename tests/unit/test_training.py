@@ -174,6 +174,8 @@ def test_an_interrupted_fit_resumes_from_its_last_epoch(digits, tmp_path):
     )
     assert second.run == [4, 5, 6, 7, 8, 9]
     assert model.n_epochs_ == len(model.history_["val_loss"]) == 10
+    # The optimizer's state came back too: its step count spans all ten epochs (960 rows).
+    assert int(model.model_.optimizer.iterations.numpy()) == 10 * (960 // 64)
     assert model.history_["loss"][0] > model.history_["loss"][4] > model.history_["loss"][9]
     assert (
         model.predict(digits.drop(columns="target").iloc[1200:]) == digits["target"].iloc[1200:]
@@ -220,11 +222,11 @@ def test_a_backup_folder_belongs_to_one_fit_at_a_time(tmp_path):
     with pytest.raises(KeyboardInterrupt), claimed(folder) as again:
         assert again == folder  # released: the next run resumes from the shared one
         again.mkdir()
-        (again / "backup.weights.h5").touch()
+        (again / "progress.json").touch()
         raise KeyboardInterrupt  # the fit dies: its backups stay for the rerun
     with claimed(folder) as resumed:
-        assert resumed == folder and (resumed / "backup.weights.h5").exists()
-        shutil.rmtree(resumed)  # the fit completes: Keras removes its backups
+        assert resumed == folder and (resumed / "progress.json").exists()
+        shutil.rmtree(resumed)  # the fit completes: it removes its backups
     assert not folder.parent.exists()  # nothing left: no lock files, no empty job folders
 
 
