@@ -75,7 +75,7 @@ _SUN_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes on Linux
 def hand_over(argv: list[str]) -> int | None:
     """Run `mlops ARGV` in this home's warm runner and return how it ended (an exit status,
     or minus the signal that ended it); None when there is no runner to take it."""
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    command = command_name(argv)
     if command is None or command in LOCAL_COMMANDS or "--help" in argv:
         return None
     try:
@@ -111,6 +111,11 @@ def hand_over(argv: list[str]) -> int | None:
         sys.stderr.write("error: the warm runner stopped during the command (mlops down?)\n")
         return 1
     return json.loads(last)["status"]
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The `mlops` command that arguments (without the program's name) run, if any."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def _forward_signals(pid: int) -> None:
@@ -228,8 +233,7 @@ class Runner:
             self._run_in_child(connection, fds, request)
         for fd in fds:
             os.close(fd)
-        command = next((a for a in request["argv"][1:] if not a.startswith("-")), "")
-        _log(f"job {pid}: mlops {command}")
+        _log(f"job {pid}: mlops {command_name(request['argv'][1:]) or ''}")
         connection.settimeout(None)
         ended = os.pidfd_open(pid)
         self.selector.register(connection, selectors.EVENT_READ, ("client", pid))
