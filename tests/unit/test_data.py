@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.data import (
@@ -101,6 +104,42 @@ def test_outputs_stay_under_the_allowed_roots(tmp_path):
             check_output_uri(outside, roots)
     with pytest.raises(DataLoadError, match=r"unsupported file type '\.sh'"):
         check_output_uri(str(tmp_path / "out" / "p.sh"), roots)
+
+
+def _nullable_integers_without_pandas_metadata(path):
+    table = pa.table({"count": pa.array([1, None, 3]), "x": pa.array([0.5, 1.5, None])})
+    pq.write_table(table, path)
+
+
+def _frame_writer(frame, **options):
+    return lambda path: frame.to_parquet(path, **options)
+
+
+NUMBERS = {"x": [0.5, 1.5, np.nan] * 100, "n": np.arange(300, dtype="uint8")}
+PARQUET_FILES = {
+    "float32 features and an int64 label": _frame_writer(
+        pd.DataFrame({"a": np.arange(300, dtype="float32"), "target": np.arange(300) % 3}),
+        row_group_size=128,
+    ),
+    "types interleaved, floats with NaN": _frame_writer(
+        pd.DataFrame({**NUMBERS, "y": np.ones(300, "float32"), "z": np.arange(300.0)})
+    ),
+    "integers with nulls, no pandas metadata": _nullable_integers_without_pandas_metadata,
+    "pandas nullable integers": _frame_writer(pd.DataFrame({"n": pd.array([1, 2], "Int64")})),
+    "a stored index": _frame_writer(pd.DataFrame({"x": [1.0, 2.0]}, index=pd.Index([5, 6]))),
+    "a sliced range index": _frame_writer(pd.DataFrame({"x": [1.0, 2.0, 3.0]}).iloc[1:]),
+    "text": _frame_writer(pd.DataFrame({"x": [1.0, 2.0], "name": ["a", "b"]})),
+}
+
+
+@pytest.mark.parametrize("write", PARQUET_FILES.values(), ids=PARQUET_FILES.keys())
+def test_parquet_loads_as_pandas_reads_it(write, tmp_path):
+    path = tmp_path / "t.parquet"
+    write(path)
+    expected = pd.read_parquet(path)
+    frame = load_frame(str(path))
+    pd.testing.assert_frame_equal(frame, expected)
+    assert list(frame.dtypes) == list(expected.dtypes)
 
 
 def test_damaged_parquet_is_refused(digits, tmp_path):

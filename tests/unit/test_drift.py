@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tasks.drift import DriftReport, build_profile, compare, plot_feature, psi
@@ -25,6 +26,24 @@ def test_profile_is_json_with_every_column(profile, digits):
     assert profile["columns"]["pixel_3_3"]["kind"] == "numeric"
     assert len(profile["columns"]["pixel_3_3"]["sample"]) == 1000
     json.dumps(profile)
+
+
+def test_a_large_frame_is_binned_from_a_sample_that_matches_the_whole():
+    rng = np.random.default_rng(0)
+    rows = 300_000
+    frame = pd.DataFrame(
+        {"skewed": rng.exponential(size=rows), "target": rng.integers(0, 3, size=rows)}
+    )
+    profile = build_profile(frame, "target", sample_rows=1000, seed=0)
+    skewed = profile["columns"]["skewed"]
+    counts = np.histogram(frame["skewed"], bins=[-np.inf, *skewed["edges"], np.inf])[0]
+    assert np.abs(np.asarray(skewed["proportions"]) - counts / rows).max() < 0.005
+    assert profile["rows"] == rows
+    assert profile["columns"]["target"]["counts"] == {
+        str(k): int(v) for k, v in frame["target"].value_counts().items()
+    }
+    report = compare(profile, frame.sample(frac=1, random_state=1), "v1", 0.2, 0.01, seed=0)
+    assert not report.detected
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift():

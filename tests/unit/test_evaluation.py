@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tasks.evaluation
 from tasks.baselines import build_baseline
 from tasks.evaluation import (
     best_candidate,
     cross_validated_accuracy,
     plot_confusion_matrix,
     plot_roc_curves,
+    predict_proba,
     score_probabilities,
 )
 
@@ -66,3 +68,15 @@ def test_plots_are_png_images(tmp_path):
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_rows_are_scored_a_bounded_chunk_at_a_time_with_the_same_result(digits, monkeypatch):
+    X, y = digits.drop(columns="target"), digits["target"]
+    model = build_baseline("logistic_regression", 0).fit(X.iloc[:1000], y.iloc[:1000])
+    seen = []
+    scored = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda rows: seen.append(len(rows)) or scored(rows))
+    monkeypatch.setattr(tasks.evaluation, "SCORING_ROWS", 300)
+    chunked = predict_proba(model, X.iloc[1000:])
+    assert seen == [300, 300, 197]
+    np.testing.assert_array_equal(chunked, scored(X.iloc[1000:]))

@@ -110,6 +110,40 @@ def test_batches_per_call_leave_the_trained_network_unchanged(digits, monkeypatc
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_large_arrays_reach_tensorflow_in_chunks_every_row_once_an_epoch(monkeypatch):
+    monkeypatch.setattr(tasks.training, "_CHUNK_BATCHES", 3)  # chunks of 192 rows
+    rows = np.arange(1000)
+    X = np.column_stack([rows, -rows]).astype("float32")
+    epochs = []
+    for seed in (5, 5, None):
+        batches = tasks.training._tf_chunks(X, rows, 64, shuffle_seed=seed)
+        assert len(batches) == 16  # Keras knows the steps of an epoch
+        epochs.append([[b.numpy()[:, 0] for b, _ in batches] for _ in range(2)])
+    for passes in epochs:
+        for batches in passes:
+            assert [len(b) for b in batches] == [64] * 15 + [40]
+            assert sorted(np.concatenate(batches)) == list(rows)
+    shuffled, again, ordered = (
+        [np.concatenate(batches) for batches in passes] for passes in epochs
+    )
+    assert not np.array_equal(shuffled[0], shuffled[1])  # a fresh order each epoch
+    np.testing.assert_array_equal(np.stack(shuffled), np.stack(again))  # seeded
+    np.testing.assert_array_equal(ordered[0], rows)
+
+
+def test_a_large_array_trains_the_network_through_the_chunked_pipeline(digits, monkeypatch):
+    monkeypatch.setattr(tasks.training, "_PLAIN_PIPELINE_ROWS", 500)
+    chunked = []
+    pipeline = tasks.training._tf_chunks
+    monkeypatch.setattr(
+        tasks.training, "_tf_chunks", lambda *a, **k: chunked.append(len(a[0])) or pipeline(*a, **k)
+    )
+    X, y = digits.drop(columns="target"), digits["target"]
+    model = KerasMLPClassifier(epochs=15, random_state=1).fit(X.iloc[:1200], y.iloc[:1200])
+    assert chunked == [960]  # the training rows; the 240 validation rows fit in one tensor
+    assert (model.predict(X.iloc[1200:]) == y.iloc[1200:].to_numpy()).mean() > 0.9
+
+
 def test_a_fit_trains_the_same_network_whatever_the_process_fitted_before(digits):
     X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
     first = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
