@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,12 +31,17 @@ _DATA_PARALLEL = {"tensorflow": "mirrored", "jax": "data_parallel"}
 # How many batches, from the start of its first shuffled pass, a streaming fit sets its
 # feature scaling from.
 _ADAPT_BATCHES = 200
-# Up to this many rows, an in-memory fit on TensorFlow reads the rows from a tf.data pipeline
-# that holds them (see _tf_batches); above, from chunks of the array that stays in NumPy (see
-# _tf_chunks). The network's feature scaling is set from at most this many of them, too.
-_PLAIN_PIPELINE_ROWS = 100_000
-# Batches in one of _tf_chunks's chunks.
+# The network's feature scaling is set from at most this many of the training rows (NumPy's
+# variance of 600k rows held a copy of them).
+_SCALING_ROWS = 100_000
+# Up to this many rows, an in-memory fit on TensorFlow reads them from a tf.data pipeline that
+# holds them; above, from chunks of _CHUNK_BATCHES batches of the array in NumPy (see
+# _tf_batches).
+_HELD_ROWS = 100_000
 _CHUNK_BATCHES = 64
+# Taken by whatever sets the process's global seeds (Keras's, TensorFlow's, NumPy's) and uses
+# them before another thread can set them again.
+SEEDING = threading.Lock()
 # Batches TensorFlow runs per call of the compiled training step (Keras's steps_per_execution).
 # A batch of this small network is little arithmetic next to a call of the compiled function:
 # on digits a sweep's fold took 1.6 s at one batch per call and 1.3 s at 32, and two folds side
@@ -140,9 +146,11 @@ def build_network(
     hidden_units: int,
     learning_rate: float,
     steps_per_execution: int = 1,
+    seed: int = 0,
 ):
     """The reference network: Flatten, Dense(128, ReLU), Dense(softmax); Adam; sparse CE;
-    ``steps_per_execution`` batches per call of the compiled step.
+    ``steps_per_execution`` batches per call of the compiled step; initial weights drawn from
+    ``seed`` alone (not from the process's global seeds, which fits in other threads move).
 
     A Normalization layer in front, set to the mean and variance of ``sample``, carries the
     feature scaling inside the saved model, so the registered model takes raw feature values.
@@ -160,8 +168,17 @@ def build_network(
                 mean=mean, variance=np.where(variance > 0, variance, 1.0), name="scaling"
             ),
             keras.layers.Flatten(),
-            keras.layers.Dense(hidden_units, activation="relu"),
-            keras.layers.Dense(n_classes, activation="softmax", dtype="float32"),
+            keras.layers.Dense(
+                hidden_units,
+                activation="relu",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            ),
+            keras.layers.Dense(
+                n_classes,
+                activation="softmax",
+                dtype="float32",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
+            ),
         ]
     )
     model.compile(
@@ -249,44 +266,67 @@ class _FitProgress:
 
 
 def _tf_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None = None):
-    """Rows in memory as a plain tf.data pipeline: slices, a seeded reshuffle per epoch, batches.
+    """In-memory rows as one pass of tf.data batches, reshuffled every epoch with
+    ``shuffle_seed`` (in their order without), and the Keras callbacks the pipeline needs.
 
-    Keras's own adapter for arrays sets up a parallel map, prefetching and autotuning threads
-    for every epoch's iterators: ~40 ms an epoch, which on digits was half the fit (1.7 s of
-    CPU against 0.8 s), and with two fits on two cores their thread hand-offs left a third of
-    the time idle (2.3-3.0 s per fit). The pipeline holds a copy of the rows and shuffles them
-    element by element: large arrays go through _tf_chunks instead (see _PLAIN_PIPELINE_ROWS).
+    Up to _HELD_ROWS rows, TensorFlow holds them (_held_batches); more stay in NumPy and reach
+    TensorFlow a chunk at a time (_chunked_batches). Keras's own adapter for arrays is neither:
+    it sets up a parallel map, prefetching and autotuning threads for every epoch's iterators
+    (~40 ms an epoch: half of a fit on digits, and with two fits on two cores their thread
+    hand-offs left a third of the time idle), and converts the whole array into a tensor
+    first (340 MiB more for 600k x 64 float32 rows, 146 MiB; 53 MiB in chunks).
     """
+    import tensorflow as tf
+
+    if len(X) <= _HELD_ROWS:
+        rows, callbacks = _held_batches(X, codes, batch, shuffle_seed), []
+    else:
+        rows, follow = _chunked_batches(X, codes, batch, shuffle_seed)
+        callbacks = [follow]
+    options = tf.data.Options()
+    options.autotune.enabled = False  # its threads cost more than they save on this network
+    return rows.with_options(options), callbacks
+
+
+def _held_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None):
+    """Slices of the rows held in TensorFlow, shuffled element by element, then batched:
+    21 ms an epoch on digits, against 51 ms for _chunked_batches's generator."""
     import tensorflow as tf
 
     rows = tf.data.Dataset.from_tensor_slices((X, codes))
     if shuffle_seed is not None:
-        # The shuffle's order comes from TensorFlow's global seed as well as its own: left as an
-        # earlier fit of the process set it, a process's first fit and its later ones (a sweep's
-        # worker, the warm runner's jobs) shuffled differently and trained different networks.
-        tf.random.set_seed(shuffle_seed)
-        rows = rows.shuffle(len(X), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return _plain(rows.batch(batch))
+        # The shuffle's order comes from TensorFlow's global seed as well as its own: set here,
+        # under the lock every setter of the process's seeds takes, so that neither an
+        # earlier fit of the process nor a fit in another thread (the local sweep's) moves it.
+        with SEEDING:
+            tf.random.set_seed(shuffle_seed)
+            rows = rows.shuffle(len(X), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return rows.batch(batch)
 
 
-def _tf_chunks(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None = None):
-    """Rows of a large array as tf.data, without copying the array into TensorFlow: a generator
-    hands over chunks of _CHUNK_BATCHES batches (rows in a fresh seeded order every epoch, or
-    in order), and tf.data cuts them into batches.
-
-    Keras's array adapter, like a tf.data pipeline that holds the rows, first converts the
-    whole array into a tensor: fitting on 600k x 64 float32 rows (146 MiB) cost 340 MiB more
-    memory through it and 53 MiB through this, and two epochs took 6.4 s against 5.9 s.
+def _chunked_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None):
+    """Chunks of _CHUNK_BATCHES batches that a generator gathers from the array in NumPy and
+    tf.data cuts into batches; and a callback that tells the generator the epoch: epoch k
+    reads the rows in an order drawn from (``shuffle_seed``, k) alone (a fit resumed at
+    epoch k reads it as the uninterrupted fit did; Keras begins passes it drops, to build the
+    model and at each epoch's end, and they change nothing).
     """
+    import keras
     import tensorflow as tf
 
-    rng = np.random.default_rng(shuffle_seed)
     size = batch * _CHUNK_BATCHES
+    epoch = [0]
 
     def chunks():
-        order = None if shuffle_seed is None else rng.permutation(len(X))
+        if shuffle_seed is None:
+            order = np.arange(len(X))
+        else:
+            order = np.random.default_rng([shuffle_seed, epoch[0]]).permutation(len(X))
         for start in range(0, len(X), size):
-            rows = slice(start, start + size) if order is None else order[start : start + size]
+            # Gathered, never sliced: TensorFlow may keep using a chunk's memory after the
+            # generator let go of it, and a slice's is the array's own (a validation batch
+            # then read other values: caught by the fits in threads test).
+            rows = order[start : start + size]
             yield X[rows], codes[rows]
 
     signature = (
@@ -294,23 +334,12 @@ def _tf_chunks(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int |
         tf.TensorSpec((None,), tf.as_dtype(codes.dtype)),
     )
     rows = tf.data.Dataset.from_generator(chunks, output_signature=signature).rebatch(batch)
-    # Keras learns the steps of an epoch from the cardinality, which a generator does not know.
-    return _plain(rows.apply(tf.data.experimental.assert_cardinality(-(-len(X) // batch))))
-
-
-def _plain(dataset):
-    """No autotuning threads: on a small network they cost more than they save."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
-
-
-def _tf_rows(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: int | None = None):
-    """In-memory rows as a tf.data pipeline of batches, its kind chosen by their number."""
-    pipeline = _tf_batches if len(X) <= _PLAIN_PIPELINE_ROWS else _tf_chunks
-    return pipeline(X, codes, batch, shuffle_seed)
+    # Keras learns the steps of an epoch from the cardinality, which a generator lacks.
+    rows = rows.apply(tf.data.experimental.assert_cardinality(-(-len(X) // batch)))
+    follow = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda number, logs=None: epoch.__setitem__(0, number)
+    )
+    return rows, follow
 
 
 def parquet_classes(path: str | Path, target: str) -> np.ndarray:
@@ -418,16 +447,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         device = detect_device()
         batch = device.global_batch_size(self.batch_size)
         if device.backend == "tensorflow":
+            rows, pipeline_callbacks = _tf_batches(X, codes, batch, self.random_state)
+            callbacks = [*pipeline_callbacks, *callbacks]
             data = {
-                "x": _tf_rows(X, codes, batch, shuffle_seed=self.random_state),
-                "validation_data": _tf_rows(X_val, codes_val, batch),
+                "x": rows,
+                "validation_data": _tf_batches(X_val, codes_val, batch)[0],
                 "shuffle": False,  # the pipeline reshuffles
             }
         else:
             data = {"x": X, "y": codes, "validation_data": (X_val, codes_val), "batch_size": batch}
-        if len(X) > _PLAIN_PIPELINE_ROWS:  # NumPy's variance of 600k rows held a copy of them
+        if len(X) > _SCALING_ROWS:
             rows = np.random.default_rng(self.random_state).choice(
-                len(X), _PLAIN_PIPELINE_ROWS, replace=False
+                len(X), _SCALING_ROWS, replace=False
             )
             sample = X[np.sort(rows)]
         else:
@@ -499,13 +530,15 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             )
         with device.applied():
-            keras.utils.set_random_seed(self.random_state)
+            with SEEDING:  # other backends' array adapters shuffle from them (unguarded)
+                keras.utils.set_random_seed(self.random_state)
             self.model_ = build_network(
                 sample,
                 len(self.classes_),
                 self.hidden_units,
                 self.learning_rate,
                 device.steps_per_execution,
+                self.random_state,
             )
             history = self.model_.fit(
                 **data, epochs=self.epochs, callbacks=[*own, *callbacks], verbose=0

@@ -25,6 +25,12 @@ from tasks.training import (
 )
 
 
+def weights_of(model: KerasMLPClassifier) -> list[np.ndarray]:
+    """The network's weights, copied: Keras hands out NumPy views of TensorFlow's buffers,
+    which a later fit may reuse once the model is gone (a test compared overwritten ones)."""
+    return [np.array(w, copy=True) for w in model.model_.get_weights()]
+
+
 def test_network_learns_digits_and_keeps_its_labels(digits):
     X = digits.drop(columns="target")
     y = digits["target"].map(lambda v: f"digit-{v}")  # labels need not be 0..k-1
@@ -110,15 +116,20 @@ def test_batches_per_call_leave_the_trained_network_unchanged(digits, monkeypatc
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_large_arrays_reach_tensorflow_in_chunks_every_row_once_an_epoch(monkeypatch):
+def test_rows_reach_tensorflow_in_chunks_every_row_once_an_epoch(monkeypatch):
     monkeypatch.setattr(tasks.training, "_CHUNK_BATCHES", 3)  # chunks of 192 rows
     rows = np.arange(1000)
     X = np.column_stack([rows, -rows]).astype("float32")
     epochs = []
     for seed in (5, 5, None):
-        batches = tasks.training._tf_chunks(X, rows, 64, shuffle_seed=seed)
+        batches, follow = tasks.training._chunked_batches(X, rows, 64, shuffle_seed=seed)
         assert len(batches) == 16  # Keras knows the steps of an epoch
-        epochs.append([[b.numpy()[:, 0] for b, _ in batches] for _ in range(2)])
+        passes = []
+        for number in (0, 1):
+            follow.on_epoch_begin(number)
+            iter(batches)  # a pass begun and dropped changes nothing
+            passes.append([b.numpy()[:, 0] for b, _ in batches])
+        epochs.append(passes)
     for passes in epochs:
         for batches in passes:
             assert [len(b) for b in batches] == [64] * 15 + [40]
@@ -131,24 +142,42 @@ def test_large_arrays_reach_tensorflow_in_chunks_every_row_once_an_epoch(monkeyp
     np.testing.assert_array_equal(ordered[0], rows)
 
 
-def test_a_large_array_trains_the_network_through_the_chunked_pipeline(digits, monkeypatch):
-    monkeypatch.setattr(tasks.training, "_PLAIN_PIPELINE_ROWS", 500)
-    chunked = []
-    pipeline = tasks.training._tf_chunks
-    monkeypatch.setattr(
-        tasks.training, "_tf_chunks", lambda *a, **k: chunked.append(len(a[0])) or pipeline(*a, **k)
-    )
+@pytest.mark.parametrize("held_rows", [100_000, 100], ids=["rows held", "rows in chunks"])
+def test_fits_in_two_threads_at_once_train_the_networks_they_train_alone(
+    digits, monkeypatch, held_rows
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(tasks.training, "_HELD_ROWS", held_rows)
+    X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
+
+    def weights(seed):
+        return weights_of(KerasMLPClassifier(epochs=3, random_state=seed).fit(X, y))
+
+    alone = [weights(seed) for seed in (0, 1)]
+    for _ in range(3):  # as the local sweep's threads do; two of four rounds differed before
+        with ThreadPoolExecutor(2) as threads:
+            together = list(threads.map(weights, (0, 1)))
+        for ours, theirs in zip(alone, together, strict=True):
+            for a, b in zip(ours, theirs, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_a_large_array_learns_from_chunks_and_a_sample_of_its_scaling(digits, monkeypatch):
+    monkeypatch.setattr(tasks.training, "_SCALING_ROWS", 500)
+    monkeypatch.setattr(tasks.training, "_HELD_ROWS", 500)
     X, y = digits.drop(columns="target"), digits["target"]
     model = KerasMLPClassifier(epochs=15, random_state=1).fit(X.iloc[:1200], y.iloc[:1200])
-    assert chunked == [960]  # the training rows; the 240 validation rows fit in one tensor
+    scaling = model.model_.get_layer("scaling")
+    assert not np.allclose(scaling.mean.numpy().ravel(), X.iloc[:960].mean().to_numpy())
     assert (model.predict(X.iloc[1200:]) == y.iloc[1200:].to_numpy()).mean() > 0.9
 
 
 def test_a_fit_trains_the_same_network_whatever_the_process_fitted_before(digits):
     X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
-    first = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
+    first = weights_of(KerasMLPClassifier(epochs=3, random_state=0).fit(X, y))
     KerasMLPClassifier(epochs=1, random_state=7).fit(X, y)  # as a sweep's worker does
-    again = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
+    again = weights_of(KerasMLPClassifier(epochs=3, random_state=0).fit(X, y))
     for ours, theirs in zip(first, again, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
