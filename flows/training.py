@@ -254,7 +254,7 @@ def evaluate_candidates(
     """Test-set scores of every candidate, and the Keras network's curves, on the run; and
     each candidate's test-set probabilities, for the plots (predicted once, not twice)."""
     probabilities = {
-        family: evaluation.predict_proba(estimator, splits.X_test)
+        family: evaluation.in_chunks(estimator.predict_proba, splits.X_test)
         for family, estimator in candidates.items()
     }
     scores = {
@@ -322,7 +322,7 @@ def score_champion(settings: Settings, model_name: str, splits: data.Splits) -> 
         return {"version": None, "scores": None, "error": None}
     try:
         model = registry.load_model(settings, f"models:/{model_name}@{registry.CHAMPION}")
-        predictions = model.predict(splits.X_test)
+        predictions = evaluation.in_chunks(model.predict, splits.X_test)
         classes = [c.removeprefix("probability_") for c in predictions.columns[1:]]
         labels = splits.y_test.astype(str).to_numpy()
         scores = evaluation.score_probabilities(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tasks.evaluation
@@ -10,9 +11,9 @@ from tasks.baselines import build_baseline
 from tasks.evaluation import (
     best_candidate,
     cross_validated_accuracy,
+    in_chunks,
     plot_confusion_matrix,
     plot_roc_curves,
-    predict_proba,
     score_probabilities,
 )
 
@@ -77,6 +78,8 @@ def test_rows_are_scored_a_bounded_chunk_at_a_time_with_the_same_result(digits, 
     scored = model.predict_proba
     monkeypatch.setattr(model, "predict_proba", lambda rows: seen.append(len(rows)) or scored(rows))
     monkeypatch.setattr(tasks.evaluation, "SCORING_ROWS", 300)
-    chunked = predict_proba(model, X.iloc[1000:])
+    chunked = in_chunks(model.predict_proba, X.iloc[1000:])
     assert seen == [300, 300, 197]
     np.testing.assert_array_equal(chunked, scored(X.iloc[1000:]))
+    frames = in_chunks(lambda rows: pd.DataFrame({"row": rows.index}, index=rows.index), X)
+    assert frames["row"].tolist() == list(X.index)  # frames keep their rows' index
