@@ -25,12 +25,6 @@ from tasks.training import (
 )
 
 
-def weights_of(model: KerasMLPClassifier) -> list[np.ndarray]:
-    """The network's weights, copied: Keras hands out NumPy views of TensorFlow's buffers,
-    which a later fit may reuse once the model is gone (a test compared overwritten ones)."""
-    return [np.array(w, copy=True) for w in model.model_.get_weights()]
-
-
 def test_network_learns_digits_and_keeps_its_labels(digits):
     X = digits.drop(columns="target")
     y = digits["target"].map(lambda v: f"digit-{v}")  # labels need not be 0..k-1
@@ -152,7 +146,7 @@ def test_fits_in_two_threads_at_once_train_the_networks_they_train_alone(
     X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
 
     def weights(seed):
-        return weights_of(KerasMLPClassifier(epochs=3, random_state=seed).fit(X, y))
+        return KerasMLPClassifier(epochs=3, random_state=seed).fit(X, y).model_.get_weights()
 
     alone = [weights(seed) for seed in (0, 1)]
     for _ in range(3):  # as the local sweep's threads do; two of four rounds differed before
@@ -175,9 +169,9 @@ def test_a_large_array_learns_from_chunks_and_a_sample_of_its_scaling(digits, mo
 
 def test_a_fit_trains_the_same_network_whatever_the_process_fitted_before(digits):
     X, y = digits.drop(columns="target").iloc[:600], digits["target"].iloc[:600]
-    first = weights_of(KerasMLPClassifier(epochs=3, random_state=0).fit(X, y))
+    first = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
     KerasMLPClassifier(epochs=1, random_state=7).fit(X, y)  # as a sweep's worker does
-    again = weights_of(KerasMLPClassifier(epochs=3, random_state=0).fit(X, y))
+    again = KerasMLPClassifier(epochs=3, random_state=0).fit(X, y).model_.get_weights()
     for ours, theirs in zip(first, again, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
