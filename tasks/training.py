@@ -41,7 +41,7 @@ _HELD_ROWS = 100_000
 _CHUNK_BATCHES = 64
 # Taken by whatever sets the process's global seeds (Keras's, TensorFlow's, NumPy's) and uses
 # them before another thread can set them again.
-SEEDING = threading.Lock()
+_SEEDING = threading.Lock()
 # Batches TensorFlow runs per call of the compiled training step (Keras's steps_per_execution).
 # A batch of this small network is little arithmetic next to a call of the compiled function:
 # on digits a sweep's fold took 1.6 s at one batch per call and 1.3 s at 32, and two folds side
@@ -298,7 +298,7 @@ def _held_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed: in
         # The shuffle's order comes from TensorFlow's global seed as well as its own: set here,
         # under the lock every setter of the process's seeds takes, so that neither an
         # earlier fit of the process nor a fit in another thread (the local sweep's) moves it.
-        with SEEDING:
+        with _SEEDING:
             tf.random.set_seed(shuffle_seed)
             rows = rows.shuffle(len(X), seed=shuffle_seed, reshuffle_each_iteration=True)
     return rows.batch(batch)
@@ -530,7 +530,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             )
         with device.applied():
-            with SEEDING:  # other backends' array adapters shuffle from them (unguarded)
+            with _SEEDING:  # other backends' array adapters shuffle from them (unguarded)
                 keras.utils.set_random_seed(self.random_state)
             self.model_ = build_network(
                 sample,
