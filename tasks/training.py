@@ -447,20 +447,20 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         device = detect_device()
         batch = device.global_batch_size(self.batch_size)
         if device.backend == "tensorflow":
-            rows, pipeline_callbacks = _tf_batches(X, codes, batch, self.random_state)
+            batches, pipeline_callbacks = _tf_batches(X, codes, batch, self.random_state)
             callbacks = [*pipeline_callbacks, *callbacks]
             data = {
-                "x": rows,
+                "x": batches,
                 "validation_data": _tf_batches(X_val, codes_val, batch)[0],
                 "shuffle": False,  # the pipeline reshuffles
             }
         else:
             data = {"x": X, "y": codes, "validation_data": (X_val, codes_val), "batch_size": batch}
         if len(X) > _SCALING_ROWS:
-            rows = np.random.default_rng(self.random_state).choice(
+            picked = np.random.default_rng(self.random_state).choice(
                 len(X), _SCALING_ROWS, replace=False
             )
-            sample = X[np.sort(rows)]
+            sample = X[np.sort(picked)]
         else:
             sample = X
         return self._train(device, sample, callbacks, **data)
