@@ -105,8 +105,7 @@ def refit_best(
         splits.y_val,
     )
     registry.log_fit(settings, run_id, candidate.family, estimator)
-    probabilities = evaluation.in_chunks(estimator.predict_proba, splits.X_test)
-    scores = evaluation.score_probabilities(splits.y_test, probabilities, estimator.classes_)
+    scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
     chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}
     registry.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
     return estimator, scores, probabilities
