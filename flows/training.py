@@ -613,13 +613,9 @@ def training_flow(
         if identical:
             return skipped_result(settings, model_name, identical, snapshot.sha256)
         report = validate_data(settings, run_id, frame, suite_path)
-        # Rows that passed: profiling them, checking their drift and splitting them are
-        # independent, and run side by side (1M rows: 0.5 + 0.8 s in turn).
-        profiled = profile_data.submit(settings, run_id, frame, target)
-        drift_checked = check_drift.submit(settings, run_id, model_name, frame, drift_mode)
+        profile_data(settings, run_id, frame, target)
+        drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target)
-        profiled.result()
-        drift_report = drift_checked.result()
         del frame  # the splits hold their own copy of the rows: 1M rows' peak 250 MiB lower
         device = detect_device(settings, run_id)
         if sweep == "none":

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.drift import DriftReport, build_profile, compare, plot_feature, psi
+from tasks.drift import DriftReport, _proportions, build_profile, compare, plot_feature, psi
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,13 @@ def test_numbers_are_binned_by_reference_quantiles(profile):
     edges = profile["columns"]["pixel_3_3"]["edges"]
     assert edges == sorted(edges) and len(edges) <= 9
     assert np.isclose(sum(profile["columns"]["pixel_3_3"]["proportions"]), 1.0)
+
+
+def test_a_value_on_an_edge_counts_in_the_bin_above_it():
+    # The rule profiles of earlier versions were binned by (numpy.searchsorted, side="right"):
+    # new data must be binned the same way to be compared with them.
+    values = np.array([0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 5.0, 9.0])
+    edges = [1.0, 2.0, 3.0]
+    assert _proportions(values, edges).tolist() == [0.1, 0.2, 0.1, 0.6]
+    reference = np.bincount(np.searchsorted(edges, values, side="right"), minlength=4) / 10
+    assert _proportions(values, edges).tolist() == reference.tolist()
