@@ -306,9 +306,11 @@ def frame_sha256(frame: pd.DataFrame) -> str:
         column = frame[name]
         digest.update(b"\x1e")
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            values = column.to_numpy(dtype="float64", na_value=np.nan)
-            values = np.where(np.isnan(values), np.nan, values).astype("<f8")
-            digest.update(np.ascontiguousarray(values).tobytes())
+            values = column.to_numpy(dtype="<f8", na_value=np.nan)
+            missing = np.isnan(values)
+            if missing.any():  # one NaN for all (a copy: the column may share these values)
+                values = np.where(missing, np.nan, values)
+            digest.update(np.ascontiguousarray(values))
         else:
             text = column.astype("string").fillna("\x00<NA>")
             digest.update("\x1f".join(text.tolist()).encode("utf-8"))

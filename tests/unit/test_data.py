@@ -40,6 +40,15 @@ def test_csv_and_parquet_read_back_the_same_rows_and_hash(digits, tmp_path):
     assert frame_sha256(from_csv) == frame_sha256(from_parquet) == frame_sha256(digits)
 
 
+def test_sha256_is_one_for_every_kind_of_missing_number_and_changes_no_row():
+    odd_nan = np.array([0x7FF8000000000BAD], dtype="<u8").view("<f8")[0]  # a NaN, other bits
+    floats = pd.DataFrame({"x": [1.0, np.nan, 3.0]})
+    payload = pd.DataFrame({"x": [1.0, odd_nan, 3.0]})
+    nullable = pd.DataFrame({"x": pd.array([1, None, 3], dtype="Int64")})
+    assert frame_sha256(floats) == frame_sha256(payload) == frame_sha256(nullable)
+    assert payload["x"].to_numpy().view("<u8")[1] == 0x7FF8000000000BAD  # hashed, not rewritten
+
+
 def test_sha256_changes_with_one_value_and_with_row_order(digits):
     changed = digits.copy()
     changed.iloc[100, 5] += 1
