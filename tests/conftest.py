@@ -26,6 +26,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as Settings.prepare() set
 
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
 MOTO = str(Path(sys.executable).with_name("moto_server"))
+MLOPS = str(Path(sys.executable).with_name("mlops"))  # the command, from this environment
+
+
+def run_mlops(*args: str, env: dict[str, str], **options) -> subprocess.CompletedProcess:
+    """`mlops ARGS` as a user runs it, in the environment `env`, its output captured."""
+    return subprocess.run(
+        [MLOPS, *args], env=env, capture_output=True, text=True, timeout=600, check=False, **options
+    )
 
 
 @pytest.fixture
@@ -120,18 +128,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(check, seconds: float, what: str) -> None:
+def wait_until(check, seconds: float, what: str):
+    """Poll until check() returns something true, and return it; or fail naming what."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if check():
-            return
+        if value := check():
+            return value
         time.sleep(0.2)
-    raise AssertionError(f"{what} did not come up in {seconds:.0f} s")
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="session")
 def wait_for():
-    """wait_until(check, seconds, what): poll until check() is true, or fail naming what."""
+    """wait_until, for tests and fixtures: wait_for(check, seconds, what)."""
     return wait_until
 
 

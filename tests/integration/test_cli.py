@@ -6,22 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-MLOPS = str(Path(sys.executable).with_name("mlops"))
+from conftest import run_mlops
 
 
 def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [MLOPS, *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+    return run_mlops(*args, env={**os.environ, **(env or {})})
 
 
 def test_help_explains_every_command_without_loading_the_heavy_libraries():

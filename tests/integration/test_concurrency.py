@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import MLOPS
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
-
-MLOPS = str(Path(sys.executable).with_name("mlops"))
 
 
 def test_runs_at_once_succeed_register_once_per_job_with_one_consistent_champion(home, prefect_api):

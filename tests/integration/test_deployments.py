@@ -10,15 +10,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import MLOPS, run_mlops, wait_until
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
 
-MLOPS = str(Path(sys.executable).with_name("mlops"))
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 DEPLOYMENTS = {
     "retrain": "training",
@@ -26,15 +25,6 @@ DEPLOYMENTS = {
     "rollback": "rollback",
     "predict": "predict",
 }
-
-
-def wait_for(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def stack(tmp_path_factory, free_port):
     )  # fmt: skip
     servers_file = home / "up.json"
     try:
-        wait_for(servers_file.exists, 180, "mlops up")
+        wait_until(servers_file.exists, 180, "mlops up")
         servers = json.loads(servers_file.read_text())
         serve_log = (home / "serve.log").open("w")
         serve = subprocess.Popen(  # from another directory: flows load as installed modules
@@ -76,7 +66,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_for(lambda: len(client.read_deployments()) == 4, 120, "four deployments")
+        wait_until(lambda: len(client.read_deployments()) == 4, 120, "four deployments")
         yield client
 
 
@@ -96,7 +86,7 @@ def start(prefect, name: str, **parameters):
 
 
 def finish(prefect, flow_run, seconds: float = 600):
-    return wait_for(
+    return wait_until(
         lambda: (run := prefect.read_flow_run(flow_run.id)).state.type.value in FINAL and run,
         seconds,
         f"flow run {flow_run.name}",
@@ -146,7 +136,7 @@ def test_retrain_started_through_the_api_registers_the_first_champion(prefect, r
 
 
 def wait_paused(prefect, flow_run):
-    return wait_for(
+    return wait_until(
         lambda: prefect.read_flow_run(flow_run.id).state.type.value == "PAUSED",
         300,
         "the approval request",
@@ -257,7 +247,7 @@ def test_run_button_in_the_prefect_ui_retrains_and_registers(stack, prefect, reg
         page.wait_for_url("**/deployments/deployment/**")
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Quick run").click()
-        (started,) = wait_for(
+        (started,) = wait_until(
             lambda: [
                 run
                 for run in prefect.read_flow_runs()
@@ -310,15 +300,7 @@ def runner_jobs(stack) -> list[str]:
 
 
 def mlops(stack, *args: str, env: dict[str, str] | None = None, **options):
-    return subprocess.run(
-        [MLOPS, *args],
-        env={**stack["env"], **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        **options,
-    )
+    return run_mlops(*args, env={**stack["env"], **(env or {})}, **options)
 
 
 def test_commands_of_an_up_home_run_in_its_warm_runner(stack, registry, tmp_path):
@@ -371,7 +353,7 @@ def test_ctrl_c_or_kill_of_the_command_ends_its_job_in_the_runner(stack, registr
     )
     marker = stack["home"] / "failpoints" / "before-register"
     try:
-        wait_for(marker.exists, 300, "the job reaching registration")
+        wait_until(marker.exists, 300, "the job reaching registration")
         (job,) = set(runner_jobs(stack)) - set(before)
         run.send_signal(signum)
         status = run.wait(timeout=60)
@@ -384,7 +366,7 @@ def test_ctrl_c_or_kill_of_the_command_ends_its_job_in_the_runner(stack, registr
         assert status == 130 and "aborted by an interrupt signal" in stderr, stderr[-2000:]
     else:
         assert status == -signal.SIGKILL
-    wait_for(lambda: not Path(f"/proc/{job}").exists(), 30, f"job {job} to end")
+    wait_until(lambda: not Path(f"/proc/{job}").exists(), 30, f"job {job} to end")
     assert len(registry.search_model_versions("name = 'digits'")) == versions
 
 

@@ -9,17 +9,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import MLOPS
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
-
-MLOPS = str(Path(sys.executable).with_name("mlops"))
 
 
 def train(env: dict[str, str], *args: str, failpoints: dict[str, str] | None = None):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import boto3
 import mlflow
 import pytest
+from conftest import MLOPS
 from mlflow import MlflowClient
 
 from flows.inference import predict_flow
@@ -22,7 +22,6 @@ from tasks.storage import StorageError
 
 pytestmark = pytest.mark.slow
 
-MLOPS = str(Path(sys.executable).with_name("mlops"))
 BUCKET = "mlops-artifacts"  # the bucket the s3_server fixture creates
 
 
