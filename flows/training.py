@@ -268,27 +268,28 @@ def train_candidates(
     every candidate's scores, the best one's test probabilities, and the families reused from
     a crashed run's results.
 
-    The baselines fit and score one after another, on one thread (OpenMP's and BLAS's), beside
-    the network's fit: TensorFlow keeps 1.4 of 2 cores busy, so they mostly use what it leaves
-    (1M rows: 17.6 s for all three instead of 24.3 s in turn).
+    The baselines fit and score one after another, on one thread (OpenMP's and BLAS's), on a
+    worker thread beside the network's fit: TensorFlow keeps 1.4 of 2 cores busy, so they
+    mostly use what it leaves (1M rows: 17.6 s for all three instead of 24.3 s in turn). The
+    network fits in the flow's own thread, where Ctrl-C stops it (a worker thread would run
+    on to the last epoch before the process could leave).
     """
     fit = persisted(fit_candidate, result_storage(settings), force)
-    fitted, scored = {}, {}
-
-    def fit_and_score(family: str, after: list) -> list:
+    fitted, scored, after = {}, {}, []
+    for family in training.BASELINES:
         fitted[family] = fit.submit(settings, family, splits, epochs, job_key, wait_for=after)
         scored[family] = score_candidate.submit(settings, run_id, family, fitted[family], splits)
-        return [scored[family]]
-
-    fit_and_score(training.KERAS_FAMILY, [])
-    after = []
-    for family in training.BASELINES:
-        after = fit_and_score(family, after)
-    # A failed fit raises its own error here (its score never ran). In the candidates' order:
-    # the network first, so that it wins a tie.
-    estimators = {family: fitted[family].result() for family in training.CANDIDATES}
-    outcomes = {family: scored[family].result() for family in training.CANDIDATES}
-    reused = sorted(family for family, run in fitted.items() if run.state.name == "Cached")
+        after = [scored[family]]
+    network = training.KERAS_FAMILY
+    states = {network: fit(settings, network, splits, epochs, job_key, return_state=True)}
+    estimators = {network: states[network].result()}
+    outcomes = {network: score_candidate(settings, run_id, network, estimators[network], splits)}
+    for family in training.BASELINES:  # a failed fit raises its own error (its score never ran)
+        estimators[family] = fitted[family].result()
+        states[family] = fitted[family].state
+        outcomes[family] = scored[family].result()
+    reused = sorted(family for family, state in states.items() if state.name == "Cached")
+    # In the candidates' order, the network first: it wins a tie.
     scores = {family: outcome[0] for family, outcome in outcomes.items()}
     best = evaluation.best_candidate(scores, settings.promotion_metric)
     # Only the best one's probabilities go on (to the plots): the others' go with this call.
