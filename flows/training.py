@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from dataclasses import asdict
@@ -254,7 +255,11 @@ def score_candidate(
 ) -> tuple[dict[str, float], Any]:
     """A candidate's test-set scores (and the Keras network's curves) on the run, and its
     test-set probabilities."""
-    with threadpool_limits(1):  # beside the network: see train_candidates
+    # A baseline scores as it fits, on one thread: beside the network (see train_candidates).
+    # Only there: the limit is the process's, and set and reset from two threads at once,
+    # the last one out could leave it at one for the rest of the process.
+    one_thread = family in training.BASELINES
+    with threadpool_limits(1) if one_thread else contextlib.nullcontext():
         scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
     registry.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in scores.items()})
     registry.log_fit(settings, run_id, family, estimator)
