@@ -48,8 +48,8 @@ def score_probabilities(y_true, probabilities: np.ndarray, classes) -> dict[str,
 
 
 def test_scores(estimator: ClassifierMixin, X_test, y_test) -> tuple[dict[str, float], np.ndarray]:
-    """A fitted candidate's scores on the test rows, and its class probabilities there (for
-    the plots: predicted once, not twice)."""
+    """A fitted candidate's scores on held-out rows (the test set, a fold's), and its class
+    probabilities there (for the plots: predicted once, not twice)."""
     probabilities = in_chunks(estimator.predict_proba, X_test)
     return score_probabilities(y_test, probabilities, estimator.classes_), probabilities
 
@@ -63,10 +63,6 @@ def in_chunks(predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame) -> Any:
         predict(X.iloc[start : start + SCORING_ROWS]) for start in range(0, len(X), SCORING_ROWS)
     ]
     return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
-
-
-def score_estimator(estimator: ClassifierMixin, X: pd.DataFrame, y) -> dict[str, float]:
-    return score_probabilities(y, in_chunks(estimator.predict_proba, X), estimator.classes_)
 
 
 def best_candidate(scores: dict[str, dict[str, float]], metric: str) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
 
-from tasks.evaluation import score_estimator
+from tasks.evaluation import test_scores
 from tasks.training import KERAS_FAMILY, build_candidate
 
 # Per family, values of the estimator's own parameters (KerasMLPClassifier's constructor,
@@ -81,7 +81,7 @@ def score_fold(
 ) -> dict[str, float]:
     """Fit a fresh candidate on one fold's training rows; its metrics on the held-out rows."""
     estimator = candidate.build(epochs, seed).fit(X.iloc[train_rows], y.iloc[train_rows])
-    return score_estimator(estimator, X.iloc[held_out_rows], y.iloc[held_out_rows])
+    return test_scores(estimator, X.iloc[held_out_rows], y.iloc[held_out_rows])[0]
 
 
 def summarize(fold_scores: list[dict[str, float]]) -> dict[str, float]:

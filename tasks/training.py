@@ -342,6 +342,14 @@ def _chunked_batches(X: np.ndarray, codes: np.ndarray, batch: int, shuffle_seed:
     return rows, follow
 
 
+def _sampled_rows(total: int, most: int, seed: int) -> np.ndarray | None:
+    """At most ``most`` of ``total`` row positions, drawn with ``seed``, in their order; None
+    when there are no more than that (take them all)."""
+    if total <= most:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, most, replace=False))
+
+
 def parquet_classes(path: str | Path, target: str) -> np.ndarray:
     """The sorted distinct labels of ``target``, read one row group of that column at a time."""
     import pyarrow.compute as pc
@@ -456,14 +464,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             }
         else:
             data = {"x": X, "y": codes, "validation_data": (X_val, codes_val), "batch_size": batch}
-        if len(X) > _SCALING_ROWS:
-            picked = np.random.default_rng(self.random_state).choice(
-                len(X), _SCALING_ROWS, replace=False
-            )
-            sample = X[np.sort(picked)]
-        else:
-            sample = X
-        return self._train(device, sample, callbacks, **data)
+        picked = _sampled_rows(len(X), _SCALING_ROWS, self.random_state)
+        return self._train(device, X if picked is None else X[picked], callbacks, **data)
 
     def fit_parquet(
         self,
@@ -656,8 +658,8 @@ def fit_candidate(
     """
     if isinstance(estimator, KerasMLPClassifier):
         return estimator.fit(X_train, y_train, validation_data=(X_val, y_val))
-    if baseline_rows is not None and len(X_train) > baseline_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(len(X_train), baseline_rows, False))
+    rows = None if baseline_rows is None else _sampled_rows(len(X_train), baseline_rows, seed)
+    if rows is not None:
         X_train, y_train = X_train.iloc[rows], y_train.iloc[rows]
     with threadpool_limits(1):
         return estimator.fit(X_train, y_train)
