@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftMode
+
 app = typer.Typer(
     name="mlops",
     help=(
@@ -29,12 +31,7 @@ app = typer.Typer(
 suite_app = typer.Typer(help="Great Expectations suites: the data contracts in expectations/.")
 app.add_typer(suite_app, name="suite")
 
-_state = {"debug": False}
-
-
-class DriftMode(StrEnum):
-    warn = "warn"
-    fail = "fail"
+_state: dict[str, Any] = {"debug": False, "settings": None}
 
 
 class SearchKind(StrEnum):
@@ -78,8 +75,8 @@ def train(
     epochs: Annotated[
         int,
         typer.Option(
-            min=1,
-            max=10_000,
+            min=EPOCHS_MIN,
+            max=EPOCHS_MAX,
             help="Most epochs of the Keras network (early stopping may end sooner).",
         ),
     ] = 60,
@@ -203,11 +200,12 @@ def suite_suggest(
     settings = _prepare()
     from tasks import data as data_module
     from tasks import validation
+    from tasks.suggest import suggest_suite
 
     def suggest() -> Path:
         frame = data_module.load_frame(data)
         label = target if target in frame.columns else None
-        suite = validation.suggest_suite(frame, name, label)
+        suite = suggest_suite(frame, name, label)
         path = out or settings.suites_dir / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(suite, indent=2) + "\n")
@@ -327,16 +325,11 @@ def serve() -> None:
     settings = _prepare()
     from flows.deployments import serve_deployments
 
-    typer.echo(f"Serving to the Prefect API at {_prefect_api()}; Ctrl-C stops.", err=True)
+    api = settings.resolved_prefect_api_url or "Prefect's ephemeral local API"
+    typer.echo(f"Serving to the Prefect API at {api}; Ctrl-C stops.", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Prefect usually handles Ctrl-C itself
         _run(serve_deployments, settings)
     typer.echo("Stopped serving.", err=True)
-
-
-def _prefect_api() -> str:
-    import os
-
-    return os.environ.get("PREFECT_API_URL", "Prefect's ephemeral local API")
 
 
 @app.command()
@@ -345,8 +338,8 @@ def up(
     prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,
     mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
 ) -> None:
-    """Start a Prefect server (UI), an MLflow UI and a warm runner for this home; later
-    commands use them (and run ~5 s sooner: the runner has the platform loaded)."""
+    """Start a Prefect server (UI) and an MLflow UI for this home; later commands use them
+    (and skip Prefect's ephemeral start-up)."""
     import time
 
     settings = _prepare()
@@ -357,8 +350,7 @@ def up(
         f"Prefect UI   {servers.prefect_ui_url}\n"
         f"MLflow UI    {servers.mlflow_url}\n"
         f"mlops commands in this home now use the Prefect API at {servers.prefect_api_url}.\n"
-        "They run in a warm runner that keeps the platform loaded (log: logs/runner.log).\n"
-        "Ctrl-C or `mlops down` stops all three, and any command still running in the runner."
+        "Ctrl-C or `mlops down` stops both."
     )
     try:
         while settings.local_servers_file.exists():
@@ -368,22 +360,9 @@ def up(
         typer.echo("Stopped.")
 
 
-@app.command(hidden=True)
-def runner(
-    socket_path: Annotated[Path, typer.Option("--socket", help="Unix socket to listen on.")],
-) -> None:
-    """Keep the platform imported and run this home's commands in forks of this process
-    (started by `mlops up`)."""
-    from flows import warm
-    from tasks.settings import load_settings
-
-    load_settings().prepare()  # what a command's own process does first, and nothing else
-    warm.serve(socket_path)
-
-
 @app.command()
 def down() -> None:
-    """Stop the servers and the warm runner `mlops up` started for this home."""
+    """Stop the servers `mlops up` started for this home."""
     settings = _prepare()
     from flows import local
 
@@ -392,12 +371,12 @@ def down() -> None:
 
 
 def _prepare():
+    """The command's settings, read once; its log lines on stderr, secrets masked."""
     from tasks.settings import load_settings
 
-    settings = load_settings()
-    settings.prepare()
+    settings = _state["settings"] = load_settings()
     _configure_logging(_state["debug"])
-    settings.install_redaction()
+    settings.install_redaction()  # again: the handlers configured since mask them too
     return settings
 
 
@@ -418,12 +397,15 @@ def _run(function, *args, **kwargs):
         _quiet_third_party()
     try:
         return function(*args, **kwargs)
+    except KeyboardInterrupt:
+        if _state["debug"]:
+            raise
+        typer.echo("error: aborted by an interrupt signal (Ctrl-C)", err=True)
+        raise typer.Exit(130) from None
     except Exception as exc:
         if _state["debug"]:
             raise
-        from tasks.settings import load_settings
-
-        typer.echo(f"error: {load_settings().redact(_describe(exc))}", err=True)
+        typer.echo(f"error: {_state['settings'].redact(_describe(exc))}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -444,31 +426,12 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    from flows.local import LocalServerError
-    from flows.runners import DaskUnreachableError
-    from tasks import registry
-    from tasks.data import DataLoadError
-    from tasks.drift import DriftDetectedError
-    from tasks.promotion import ApprovalExpiredError
-    from tasks.registry import RegistryError
-    from tasks.settings import load_settings
-    from tasks.storage import StorageError
-    from tasks.validation import DataValidationError, SuiteNotFoundError
+    from tasks.errors import PlatformError
+    from tasks.store import unreachable
 
-    user_errors = (
-        DataLoadError,
-        DataValidationError,
-        SuiteNotFoundError,
-        DriftDetectedError,
-        ApprovalExpiredError,
-        RegistryError,
-        StorageError,
-        LocalServerError,
-        DaskUnreachableError,
-    )
-    if isinstance(exc, user_errors):
+    if isinstance(exc, PlatformError):
         return str(exc)
-    if plain := registry.unreachable(load_settings(), exc):
+    if plain := unreachable(_state["settings"], exc):
         return plain
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
@@ -479,40 +442,29 @@ def _print_json(payload: Any) -> None:
 
 
 def main() -> None:
-    """Run the command in this home's warm runner (`mlops up` starts one), or here."""
-    from flows import warm
+    """The `mlops` command, leaving without unloading the libraries it imported.
 
-    status = warm.hand_over(sys.argv[1:])
-    if status is None:
-        run_here()
-    warm.exit_like(status)
-
-
-def run_here() -> None:
-    """Run the command in this process, then leave without unloading the libraries it imported.
-
-    Python's exit first joins threads and runs the exit hooks (Prefect sends its last logs
-    and events there), flushes the streams, and then tears every module down: with
-    TensorFlow, MLflow, Prefect and Great Expectations loaded that took 1.7 s of a 19 s
-    `mlops train`, after everything was stored and printed. The first steps are taken
-    here as Python takes them; the teardown is skipped.
+    Python's exit joins threads, runs the exit hooks (Prefect sends its last logs and events
+    there), flushes the streams, and then tears every module down: with TensorFlow, MLflow,
+    Prefect and Great Expectations loaded, that took 1.7 s of a 19 s `mlops train`, after
+    everything was stored and printed. A hook registered here, before any library registers
+    its own, runs after all of theirs and ends the process there.
     """
     import atexit
-    import os
-    import threading
 
+    status: list[int] = [1]  # an uncaught exception leaves it at 1, as Python's exit would
+    atexit.register(_leave, status)
     try:
         app()
-        status = 0
     except SystemExit as done:
-        status = done.code
-    if status is None:
-        status = 0
-    elif not isinstance(status, int):
-        sys.stderr.write(f"{status}\n")
-        status = 1
-    threading._shutdown()  # what Python's exit does first: join threads, run their hooks
-    atexit._run_exitfuncs()
+        status[0] = done.code if isinstance(done.code, int) else int(done.code is not None)
+        raise
+
+
+def _leave(status: list[int]) -> None:
+    import os
+
+    logging.shutdown()  # its exit hook was registered before ours, so it would run after
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)
+    os._exit(status[0])

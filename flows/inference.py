@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.runners import task_runner
-from tasks import data, registry, validation
+from tasks import data, packaging, registry, store, validation
 from tasks.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
     alias = alias or registry.CHAMPION
     version = registry.alias_holder(settings, name, alias)
     if version is None:
-        raise registry.RegistryError(f"{name} has no version with alias {alias!r}")
+        raise store.RegistryError(f"{name} has no version with alias {alias!r}")
     tags = registry.ready_version(settings, name, version).tags
     return {
         "name": name,
@@ -56,8 +56,8 @@ def score_partition(
     if not report.success:
         logger.error("Rows %d-%d fail the suite: nothing written", start, start + len(frame) - 1)
         raise validation.DataValidationError(report)
-    loaded = registry.load_version(settings, model["name"], model["version"])
-    predictions = loaded.predict(registry.conform(loaded, features))
+    loaded = packaging.load_version(settings, model["name"], model["version"])
+    predictions = loaded.predict(packaging.conform(loaded, features))
     predictions.insert(0, "row_id", range(start, start + len(frame)))
     return predictions
 
@@ -101,7 +101,6 @@ def predict_flow(
         model: NAME or NAME@ALIAS of a registered model (champion by default).
     """
     settings = load_settings()
-    settings.prepare()
     data.check_uri(data_uri)
     data.check_output_uri(output_uri, settings.allowed_output_roots())
     started = time.perf_counter()

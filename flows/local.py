@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,11 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from flows import warm
+from tasks.errors import PlatformError
 from tasks.settings import Settings
 
 
-class LocalServerError(Exception):
+class LocalServerError(PlatformError):
     """A local server did not start, or is not ours to stop."""
 
 
@@ -28,7 +27,6 @@ class LocalServers:
     prefect_ui_url: str
     mlflow_url: str
     pids: list[int]
-    runner_socket: str | None = None  # the warm runner (flows/warm.py) that commands use
 
 
 def _healthy(url: str) -> bool:
@@ -37,15 +35,6 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def _accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-            return True
-        except OSError:
-            return False
 
 
 def _wait(ready, what: str, process: subprocess.Popen, log: Path, seconds: float) -> None:
@@ -61,36 +50,29 @@ def _wait(ready, what: str, process: subprocess.Popen, log: Path, seconds: float
 
 
 def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) -> LocalServers:
-    """Start both servers on loopback and the warm runner, wait until they answer, and note
-    them for later commands."""
+    """Start both servers on loopback, wait until they answer, and note them for later
+    commands."""
     if running := settings.running_prefect_api():
         raise LocalServerError(f"already up for this home: Prefect API at {running} (mlops down)")
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     api_url = f"http://{host}:{prefect_port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(settings.home_dir / "prefect"),
-        "PREFECT_UI_API_URL": api_url,  # the UI in the browser calls this, not the default port
-    }
-    env.pop("PREFECT_API_URL", None)  # the server must not point at itself before it exists
-    # The runner's environment is the one this home's commands will have: they point Prefect
-    # at this server (Settings.prepare), unless PREFECT_API_URL already points elsewhere.
-    runner_env = {**os.environ, "PREFECT_API_URL": os.environ.get("PREFECT_API_URL", api_url)}
-    runner_socket = warm.socket_path(settings.home_dir)
+    env = settings.subprocess_env(
+        drop=("PREFECT_API_URL",),  # the server must not point at itself before it exists
+        PREFECT_HOME=str(settings.home_dir / "prefect"),
+        PREFECT_UI_API_URL=api_url,  # the UI in the browser calls this, not the default port
+    )
     prefect, mlflow = str(bin_dir / "prefect"), str(bin_dir / "mlflow")
     store = settings.resolved_tracking_uri
     commands = {
         "prefect": [prefect, "server", "start", "--host", host, "--port", str(prefect_port)],
         "mlflow": [mlflow, "ui", "--backend-store-uri", store, "--host", host],
-        "runner": [str(bin_dir / "mlops"), "runner", "--socket", str(runner_socket)],
     }
     commands["mlflow"] += ["--port", str(mlflow_port)]
     ready = {
         "prefect": lambda: _healthy(f"http://{host}:{prefect_port}/api/health"),
         "mlflow": lambda: _healthy(f"http://{host}:{mlflow_port}/health"),
-        "runner": lambda: _accepts(runner_socket),
     }
     processes = {}
     try:
@@ -100,7 +82,7 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
                 command,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
-                env=runner_env if name == "runner" else env,
+                env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us; we stop them
             )
         for name, process in processes.items():
@@ -113,7 +95,6 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
         prefect_ui_url=f"http://{host}:{prefect_port}",
         mlflow_url=f"http://{host}:{mlflow_port}",
         pids=[p.pid for p in processes.values()],
-        runner_socket=str(runner_socket),
     )
     settings.local_servers_file.write_text(json.dumps(asdict(servers), indent=2))
     return servers

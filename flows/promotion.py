@@ -7,20 +7,22 @@ from typing import Literal
 from prefect import flow, task
 
 from tasks import registry
-from tasks.settings import load_settings
+from tasks.settings import Settings, load_settings
 
 Alias = Literal["champion", "challenger"]
 
 
 @task(name="move alias")
-def move_alias(model_name: str, version: str, alias: str, reason: str, requested_by: str) -> dict:
-    settings = load_settings()
+def move_alias(
+    settings: Settings, model_name: str, version: str, alias: str, reason: str, requested_by: str
+) -> dict:
     return registry.assign_alias(settings, model_name, version, alias, requested_by, reason)
 
 
 @task(name="roll back alias")
-def roll_back_alias(model_name: str, alias: str, reason: str, requested_by: str) -> dict:
-    settings = load_settings()
+def roll_back_alias(
+    settings: Settings, model_name: str, alias: str, reason: str, requested_by: str
+) -> dict:
     return registry.rollback_alias(settings, model_name, alias, requested_by, reason)
 
 
@@ -41,8 +43,7 @@ def promote_flow(
         reason: Why, for the audit trail.
         requested_by: Who asks, for the audit trail.
     """
-    load_settings().prepare()
-    return move_alias(model_name, version, alias, reason, requested_by)
+    return move_alias(load_settings(), model_name, version, alias, reason, requested_by)
 
 
 @flow(name="rollback")
@@ -60,5 +61,4 @@ def rollback_flow(
         reason: Why, for the audit trail.
         requested_by: Who asks, for the audit trail.
     """
-    load_settings().prepare()
-    return roll_back_alias(model_name, alias, reason, requested_by)
+    return roll_back_alias(load_settings(), model_name, alias, reason, requested_by)

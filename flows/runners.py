@@ -10,10 +10,11 @@ from urllib.parse import urlparse
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from tasks.errors import PlatformError
 from tasks.settings import Settings
 
 
-class DaskUnreachableError(Exception):
+class DaskUnreachableError(PlatformError):
     """The Dask scheduler named by MLOPS_DASK_ADDRESS does not answer."""
 
 

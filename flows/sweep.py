@@ -18,8 +18,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from flows.runners import task_runner
-from tasks import data, evaluation, registry, sweep, training
+from tasks import evaluation, sweep, tracking, training
 from tasks.settings import Settings
+from tasks.splits import Splits
 
 step = task(cache_policy=NO_CACHE)
 
@@ -74,11 +75,11 @@ def log_candidates(
             "mlops.sweep.family": candidate.family,
             "mlops.sweep.best": str(index == best).lower(),
         }
-        with registry.tracking_run(settings, experiment, candidate.name, tags) as child:
-            registry.log_params(settings, child, {"family": candidate.family, **candidate.params})
+        with tracking.tracking_run(settings, experiment, candidate.name, tags) as child:
+            tracking.log_params(settings, child, {"family": candidate.family, **candidate.params})
             per_fold = {k.removeprefix("test_"): [s[k] for s in folds] for k in folds[0]}
-            registry.log_history(settings, child, "fold", per_fold)  # fold.accuracy, step k
-            registry.log_metrics(settings, child, summary)
+            tracking.log_history(settings, child, "fold", per_fold)  # fold.accuracy, step k
+            tracking.log_metrics(settings, child, summary)
         records.append(
             {
                 "name": candidate.name,
@@ -93,7 +94,7 @@ def log_candidates(
 
 @step(name="refit best", task_run_name="refit {candidate.name}")
 def refit_best(
-    settings: Settings, run_id: str, candidate: sweep.Candidate, splits: data.Splits, epochs: int
+    settings: Settings, run_id: str, candidate: sweep.Candidate, splits: Splits, epochs: int
 ) -> tuple[Any, dict[str, float], Any]:
     """The winner fitted on the training rows (the network's curves on the run, as without a
     sweep); its test scores and test probabilities."""
@@ -104,10 +105,10 @@ def refit_best(
         splits.X_val,
         splits.y_val,
     )
-    registry.log_fit(settings, run_id, candidate.family, estimator)
+    tracking.log_fit(settings, run_id, candidate.family, estimator)
     scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
     chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}
-    registry.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
+    tracking.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
     return estimator, scores, probabilities
 
 
@@ -115,7 +116,7 @@ def run_sweep(
     settings: Settings,
     run_id: str,
     experiment: str,
-    splits: data.Splits,
+    splits: Splits,
     epochs: int,
     candidates: list[sweep.Candidate],
 ) -> SweepResult:
@@ -162,6 +163,6 @@ def run_sweep(
         records = log_candidates(
             settings, run_id, experiment, candidates, fold_scores, summaries, best
         )
-        registry.log_metrics(settings, run_id, summaries[best])
+        tracking.log_metrics(settings, run_id, summaries[best])
         estimator, scores, probabilities = refit.result()
     return SweepResult(candidates[best], estimator, scores, probabilities, summaries[best], records)

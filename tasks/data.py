@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import logging
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tasks import storage
+from tasks.errors import PlatformError, first_line
 
 logger = logging.getLogger(__name__)
+
 
 BUILTIN_DATASETS = ("digits", "breast_cancer")
 _DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-class DataLoadError(Exception):
+class DataLoadError(PlatformError):
     """The data behind a URI could not be read as a table."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The exact rows of a run: their sha256 and where the copy is stored."""
-
-    sha256: str
-    uri: str
-    rows: int
-    columns: int
 
 
 _USE = f"a .csv or .parquet path, s3://bucket/key, or builtin:{{{','.join(BUILTIN_DATASETS)}}}"
@@ -142,7 +131,7 @@ def _csv_chunks(source: Source, path: str, rows: int | None) -> Iterator[pd.Data
     except pd.errors.EmptyDataError as exc:
         raise DataLoadError(f"{path} has no header or rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataLoadError(f"{path} is not a well-formed CSV file: {_first_line(exc)}") from exc
+        raise DataLoadError(f"{path} is not a well-formed CSV file: {first_line(exc)}") from exc
 
 
 def _check_shape(source: Source, path: str, frame: pd.DataFrame) -> None:
@@ -187,7 +176,7 @@ def _read_parquet(source: Source, path: str) -> pd.DataFrame:
             frame = pd.read_parquet(source)
         return frame
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
+        raise DataLoadError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
 
 
 def _all_numeric(file) -> bool:
@@ -255,7 +244,7 @@ def _parquet_chunks(source: Path, path: str, rows: int) -> Iterator[pd.DataFrame
         for batch in batches:
             yield pa.Table.from_batches([batch]).to_pandas()
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataLoadError(f"{path} is not a readable Parquet file: {_first_line(exc)}") from exc
+        raise DataLoadError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
 
 
 def iter_partitions(uri: str, rows: int) -> Iterator[pd.DataFrame]:
@@ -285,128 +274,6 @@ def iter_partitions(uri: str, rows: int) -> Iterator[pd.DataFrame]:
                 yield frame
         if empty:
             raise DataLoadError(f"{uri} holds no rows")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def frame_sha256(frame: pd.DataFrame) -> str:
-    """sha256 of a canonical serialization of the rows, in their order.
-
-    The header (column names and row count) is JSON; then each column in order: numeric
-    columns as little-endian float64 with one canonical NaN, so that the same values read
-    from CSV (int64) or from a builtin (float64) hash alike; other columns as their UTF-8
-    strings, each terminated by a unit separator, with missing values as a marker.
-    """
-    digest = hashlib.sha256()
-    header = {"columns": [str(c) for c in frame.columns], "rows": len(frame)}
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for name in frame.columns:
-        column = frame[name]
-        digest.update(b"\x1e")
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            values = column.to_numpy(dtype="<f8", na_value=np.nan)
-            missing = np.isnan(values)
-            if missing.any():  # one NaN for all (a copy: the column may share these values)
-                values = np.where(missing, np.nan, values)
-            digest.update(np.ascontiguousarray(values))
-        else:
-            text = column.astype("string").fillna("\x00<NA>")
-            digest.update("\x1f".join(text.tolist()).encode("utf-8"))
-    return digest.hexdigest()
-
-
-def store_snapshot(frame: pd.DataFrame, artifact_uri: str) -> Snapshot:
-    """Write the rows to ``snapshots/<sha256>.parquet`` under the artifact root, once.
-
-    Content-addressed: an existing snapshot of the same rows is kept; a new one is read back
-    and verified before the run goes on.
-    """
-    sha256 = frame_sha256(frame)
-    name = f"snapshots/{sha256}.parquet"
-    if storage.is_s3(artifact_uri):
-        uri = storage.parse(artifact_uri).child(name).uri
-        stored = storage.exists(uri)
-        target = uri
-    else:
-        path = storage.local_path(artifact_uri) / name
-        uri, stored, target = path.as_uri(), path.exists(), str(path)
-    if not stored:
-        with table_writer(target) as table:  # atomic: a reader never sees half a snapshot
-            table.write(frame)
-        if storage.is_s3(uri):
-            read_snapshot(uri)
-    return Snapshot(sha256=sha256, uri=uri, rows=len(frame), columns=frame.shape[1])
-
-
-def read_snapshot(uri: str) -> pd.DataFrame:
-    """A stored snapshot, verified against the sha256 its name promises."""
-    expected = Path(uri).stem
-    source = io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else storage.local_path(uri)
-    frame = pd.read_parquet(source)
-    if frame_sha256(frame) != expected:
-        raise DataLoadError(f"snapshot {uri} is corrupt: its rows no longer hash to {expected}")
-    return frame
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Stratified train / validation / test rows: features and labels of each."""
-
-    X_train: pd.DataFrame
-    y_train: pd.Series
-    X_val: pd.DataFrame
-    y_val: pd.Series
-    X_test: pd.DataFrame
-    y_test: pd.Series
-
-    @property
-    def features(self) -> list[str]:
-        return [str(c) for c in self.X_train.columns]
-
-    def sizes(self) -> dict[str, int]:
-        return {
-            "rows_train": len(self.X_train),
-            "rows_val": len(self.X_val),
-            "rows_test": len(self.X_test),
-        }
-
-
-def check_target(frame: pd.DataFrame, target: str) -> None:
-    """The label column must be there: name the columns that are, and the option to use."""
-    if target not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
-        raise DataLoadError(
-            f"target column {target!r} is not in the data (columns: {shown}); pass --target COLUMN"
-        )
-
-
-def split_frame(
-    frame: pd.DataFrame, target: str, test_size: float, validation_size: float, seed: int
-) -> Splits:
-    """Hold out a stratified test set, then a stratified validation set from the rest."""
-    from sklearn.model_selection import train_test_split
-
-    check_target(frame, target)
-    labels = frame[target].to_numpy()
-    try:
-        rest, test = train_test_split(
-            np.arange(len(frame)), test_size=test_size, stratify=labels, random_state=seed
-        )
-        train, val = train_test_split(
-            rest, test_size=validation_size, stratify=labels[rest], random_state=seed
-        )
-    except ValueError as exc:
-        raise DataLoadError(f"cannot split {target!r} into stratified sets: {exc}") from exc
-    # One copy of the rows, in the sets' order; each set is a slice of it (a view). Taken set
-    # by set, the rows were copied twice over (the rest, then train and validation from it):
-    # on 1M rows of 244 MiB, 510 MiB at the peak instead of 250.
-    taken = frame.take(np.concatenate([train, val, test]))
-    features, labels = taken.drop(columns=[target]), taken[target]
-    ends = np.cumsum([len(train), len(val)])
-    sets = [slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], None)]
-    return Splits(*(part for rows in sets for part in (features.iloc[rows], labels.iloc[rows])))
 
 
 class TableFile:

@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.errors import PlatformError
+
 logger = logging.getLogger(__name__)
+
 
 _BINS = 10
 _FLOOR = 1e-4  # proportions below this are clipped so that PSI stays finite
@@ -20,7 +23,7 @@ PROFILE_FILE = "profile/profile.json"
 PLOTTED = 6  # drifted features drawn in a report, the most shifted first
 
 
-class DriftDetectedError(Exception):
+class DriftDetectedError(PlatformError):
     """New data drifted from the champion's training data and the job was told to stop."""
 
     def __init__(self, report: DriftReport):

@@ -15,6 +15,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 logger = logging.getLogger(__name__)
 
+
 # Rows a model scores at a time (see in_chunks).
 SCORING_ROWS = 16_384
 METRICS = (

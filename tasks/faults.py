@@ -18,6 +18,7 @@ from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+
 PAUSE_LIMIT_SECONDS = 300
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -57,3 +58,18 @@ def check_inputs(settings: Settings, data_uri: str, model_name: str, suite: str 
     data.check_uri(data_uri)
     registry.check_model_name(model_name)
     return validation.resolve_suite(suite or model_name, settings.suites_dir)
+
+
+def code_version() -> str | None:
+    """The git commit of the platform's code, where it runs from a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None

@@ -2,64 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from tasks.data import Snapshot
-from tasks.drift import DriftReport
+from tasks.outcomes import CandidateResults, Lineage
 from tasks.promotion import PromotionDecision
-from tasks.validation import ValidationReport
 
 
-@dataclass(frozen=True)
-class CardFacts:
-    model: str
-    version: str
-    run_id: str
-    family: str
-    data_uri: str
-    snapshot: Snapshot
-    validation: ValidationReport
-    drift: DriftReport
-    scores: dict[str, dict[str, float]]
-    cross_validation: dict[str, float]
-    decision: PromotionDecision
-    plots: list[str]
-    device: dict[str, str | int]
-
-
-def render(facts: CardFacts) -> str:
+def render(
+    lineage: Lineage,
+    version: str,
+    candidates: CandidateResults,
+    decision: PromotionDecision,
+    plots: list[str],
+) -> str:
     """Markdown: data snapshot, validation outcome, metrics of every candidate, plots, decision."""
-    metric_names = list(next(iter(facts.scores.values())))
+    metric_names = list(next(iter(candidates.scores.values())))
     lines = [
-        f"# Model card: {facts.model} v{facts.version}",
+        f"# Model card: {lineage.model} v{version}",
         "",
-        f"- **Family:** `{facts.family}` (best of {len(facts.scores)} candidates)",
-        f"- **MLflow run:** `{facts.run_id}`",
-        f"- **Trained on:** {', '.join(f'{k}={v}' for k, v in facts.device.items())}",
-        f"- **Decision:** {facts.decision.alias} ({facts.decision.reason})",
+        f"- **Family:** `{candidates.family}` (best of {len(candidates.scores)} candidates)",
+        f"- **MLflow run:** `{lineage.run_id}`",
+        f"- **Trained on:** {', '.join(f'{k}={v}' for k, v in lineage.device.as_params().items())}",
+        f"- **Decision:** {decision.alias} ({decision.reason})",
         "",
         "## Data",
         "",
-        f"- Source: `{facts.data_uri}`",
-        f"- Snapshot: `{facts.snapshot.uri}`",
-        f"- sha256: `{facts.snapshot.sha256}`",
-        f"- Shape: {facts.snapshot.rows} rows x {facts.snapshot.columns} columns",
+        f"- Source: `{lineage.data_uri}`",
+        f"- Snapshot: `{lineage.snapshot.uri}`",
+        f"- sha256: `{lineage.snapshot.sha256}`",
+        f"- Shape: {lineage.snapshot.rows} rows x {lineage.snapshot.columns} columns",
         "",
         "## Validation",
         "",
-        f"- {facts.validation.summary()}",
+        f"- {lineage.validation.summary()}",
         "",
         "## Drift",
         "",
-        f"- {facts.drift.summary()}",
+        f"- {lineage.drift.summary()}",
         "",
         "## Test-set metrics",
         "",
         "| candidate | " + " | ".join(metric_names) + " |",
         "|---|" + "---|" * len(metric_names),
     ]
-    for family, scores in facts.scores.items():
-        marker = " (chosen)" if family == facts.family else ""
+    for family, scores in candidates.scores.items():
+        marker = " (chosen)" if family == candidates.family else ""
         lines.append(
             f"| {family}{marker} | " + " | ".join(f"{scores[m]:.4f}" for m in metric_names) + " |"
         )
@@ -67,20 +52,20 @@ def render(facts: CardFacts) -> str:
         "",
         "Cross-validation of the chosen family: "
         + (
-            ", ".join(f"{k} {v:.4f}" for k, v in facts.cross_validation.items())
+            ", ".join(f"{k} {v:.4f}" for k, v in candidates.cross_validation.items())
             or "not run (`mlops train --cv` runs it)"
         ),
         "",
         "## Promotion",
         "",
-        f"- Rule: {facts.decision.rule}",
-        f"- Outcome: **{facts.decision.alias}**: {facts.decision.reason}",
+        f"- Rule: {decision.rule}",
+        f"- Outcome: **{decision.alias}**: {decision.reason}",
     ]
-    if facts.decision.champion is not None:
+    if decision.champion is not None:
         lines.append(
-            f"- Champion v{facts.decision.champion_version} on this run's test set: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in facts.decision.champion.items())
+            f"- Champion v{decision.champion_version} on this run's test set: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in decision.champion.items())
         )
     lines += ["", "## Plots", ""]
-    lines += [f"![{plot}](../{plot})" for plot in facts.plots]
+    lines += [f"![{plot}](../{plot})" for plot in plots]
     return "\n".join(lines) + "\n"

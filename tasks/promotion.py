@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from tasks.errors import PlatformError
 
-class ApprovalExpiredError(Exception):
+
+class ApprovalExpiredError(PlatformError):
     """Nobody answered a promotion's approval request in time."""
 
 

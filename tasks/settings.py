@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     prefect_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PREFECT_API_KEY")
     )
+    prefect_api_auth_string: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREFECT_API_AUTH_STRING"),
+        description="user:password of a Prefect server with basic auth.",
+    )
     suites_dir: Path = Field(
         default=PROJECT_ROOT / "expectations",
         description="Folder of Great Expectations suites (data contracts).",
@@ -104,10 +109,14 @@ class Settings(BaseSettings):
     sweep_workers: int = Field(
         default=2, ge=1, description="Sweep tasks run at once locally (without a Dask cluster)."
     )
-    warm_runner: bool = Field(
-        default=True,
-        description="Run commands in the warm runner of `mlops up` when this home has one "
-        "(false: each command in its own process, e.g. under a debugger).",
+    dask_tls_ca_file: Path | None = Field(
+        default=None, description="CA certificate of a TLS Dask cluster (tls:// address)."
+    )
+    dask_tls_cert: Path | None = Field(
+        default=None, description="This client's certificate for a TLS Dask cluster."
+    )
+    dask_tls_key: Path | None = Field(
+        default=None, description="The private key of MLOPS_DASK_TLS_CERT."
     )
 
     @cached_property
@@ -164,33 +173,31 @@ class Settings(BaseSettings):
         return self.artifact_root / "checkpoints"
 
     def prepare(self) -> None:
-        """Create the home and keep Prefect's state in it; called once by each entry point."""
+        """Create the home and set the process variables the libraries read (`PROCESS_DEFAULTS`,
+        S3's endpoint, the Prefect API of `mlops up`); `load_settings` calls it."""
         self.home_dir.mkdir(parents=True, exist_ok=True)
         if not self.artifacts_on_s3:
             self.artifact_root.mkdir(parents=True, exist_ok=True)
         if self.s3_endpoint_url:  # one endpoint for MLflow's S3 client and ours
             os.environ["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
             os.environ["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint_url
-        # Prefect's own state sits beside MLflow's, and a closed network must not make it
-        # log telemetry errors.
         os.environ.setdefault("PREFECT_HOME", str(self.home_dir / "prefect"))
-        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        os.environ.setdefault("DO_NOT_TRACK", "1")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # OpenMP threads that spin while waiting starve each other when two jobs share the
-        # cores: two concurrent runs took 3+ minutes in the baselines instead of 35 s.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        # MLflow's HTTP client retries 7 times with doubling waits (minutes); bound it so an
-        # unreachable tracking server fails the run in seconds, with its address.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+        for name, value in PROCESS_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):
             os.environ["PREFECT_API_URL"] = running  # spare Prefect's ~15 s ephemeral start-up
+
+    @property
+    def resolved_prefect_api_url(self) -> str | None:
+        """The Prefect API commands talk to: PREFECT_API_URL, else the server of `mlops up`;
+        None: Prefect's ephemeral local API."""
+        return self.prefect_api_url or self.running_prefect_api()
+
+    def subprocess_env(self, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+        """This process's environment for a child process, less ``drop``, plus ``extra``."""
+        env = {name: value for name, value in os.environ.items() if name not in drop}
+        return {**env, **extra}
 
     def secrets(self) -> list[str]:
         """Values that must never reach logs, params, tags or artifacts."""
@@ -200,6 +207,7 @@ class Settings(BaseSettings):
             self.mlflow_tracking_password,
             self.mlflow_tracking_token,
             self.prefect_api_key,
+            self.prefect_api_auth_string,
         )
         return [s.get_secret_value() for s in held if s is not None and s.get_secret_value()]
 
@@ -209,10 +217,8 @@ class Settings(BaseSettings):
         return text
 
     def install_redaction(self) -> None:
-        """Mask secrets in every log record any handler writes (console, Prefect's API).
-
-        The secrets of these settings replace any masked before: a command forked by the warm
-        runner (flows/warm.py) masks its own, not those of the runner's environment."""
+        """Mask secrets in every log record any handler writes (console, Prefect's API); the
+        secrets of these settings replace any masked before."""
         masker = _Redactor(self) if self.secrets() else None
         for handler in log_handlers():
             for stale in [f for f in handler.filters if isinstance(f, _Redactor)]:
@@ -252,5 +258,29 @@ class _Redactor(logging.Filter):
         return True
 
 
+# Variables the libraries read, set (unless already set) before any of them is imported.
+PROCESS_DEFAULTS = {
+    # A closed network must not make Prefect log telemetry errors.
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # OpenMP threads that spin while waiting starve each other when two jobs share the cores
+    # (see docs/decisions.md).
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # MLflow's HTTP client retries 7 times with doubling waits (minutes); bounded, an
+    # unreachable tracking server fails the run in seconds, with its address.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,flows",
+}
+
+
 def load_settings() -> Settings:
-    return Settings()
+    """The settings of this process, read from the environment, with the home created and the
+    libraries' variables set: what every entry point (a command, a flow) calls first."""
+    settings = Settings()
+    settings.prepare()
+    return settings

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-logger = logging.getLogger(__name__)
+from tasks.errors import PlatformError
 
 # Transient faults (connection refused or reset, 5xx, throttling) are retried by botocore's
 # "standard" mode with exponential backoff; these bound how long that can take.
@@ -17,7 +16,7 @@ _CONNECT_TIMEOUT = 3
 _READ_TIMEOUT = 30
 
 
-class StorageError(Exception):
+class StorageError(PlatformError):
     """S3 refused or could not be reached; the message names the endpoint and the bucket."""
 
 

@@ -9,20 +9,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from tasks.errors import PlatformError
+
 logger = logging.getLogger(__name__)
+
 
 _SAMPLE_SIZE = 5
 _SHOWN = 20  # failures listed in a message; the report keeps them all
 
 
-class SuiteNotFoundError(Exception):
+class SuiteNotFoundError(PlatformError):
     """No suite by that name in the suites folder, and no such file."""
 
 
-class DataValidationError(Exception):
+class DataValidationError(PlatformError):
     """The data broke its suite; carries the report."""
 
     def __init__(self, report: ValidationReport):
@@ -262,7 +264,7 @@ def _explain(frame: pd.DataFrame, kind: str, kwargs: dict, result: Any) -> Expec
         message = str(result.exception_info.get("exception_message", "")).splitlines()[0]
         return ExpectationFailure(**base, detail=f"could not be evaluated: {message}")
     count = observed.get("unexpected_count")
-    samples = _plain(observed.get("partial_unexpected_list") or [])[:_SAMPLE_SIZE]
+    samples = plain_values(observed.get("partial_unexpected_list") or [])[:_SAMPLE_SIZE]
     if count is not None:
         detail = f"{count} of {len(frame)} rows unexpected"
         if samples:
@@ -289,8 +291,8 @@ def _explain_extreme(
     if which == "max" and high is not None:
         outside |= numeric > high
     bound = f"below {_number(low)}" if which == "min" else f"above {_number(high)}"
-    samples = _plain(numeric[outside].head(_SAMPLE_SIZE).tolist())
-    extreme = _number(_plain([observed["observed_value"]])[0])
+    samples = plain_values(numeric[outside].head(_SAMPLE_SIZE).tolist())
+    extreme = _number(plain_values([observed["observed_value"]])[0])
     detail = (
         f"{which} is {extreme}, expected {_bounds(kwargs)}; "
         f"{int(outside.sum())} of {len(values)} rows {bound}"
@@ -305,7 +307,7 @@ def _explain_extreme(
 def _explain_type(values: pd.Series, kwargs: dict, base: dict) -> ExpectationFailure:
     numeric = pd.to_numeric(values, errors="coerce")
     not_numeric = numeric.isna() & values.notna()
-    samples = _plain(values[not_numeric].head(_SAMPLE_SIZE).tolist())
+    samples = plain_values(values[not_numeric].head(_SAMPLE_SIZE).tolist())
     detail = f"type is {values.dtype}, expected one of {_short(kwargs.get('type_list') or [])}"
     if not_numeric.any():
         detail += f"; {int(not_numeric.sum())} of {len(values)} rows are not numbers"
@@ -325,7 +327,7 @@ def _bounds(kwargs: dict) -> str:
     return f"at least {_number(low)}" if low is not None else f"at most {_number(high)}"
 
 
-def _plain(values: list) -> list:
+def plain_values(values: list) -> list:
     """JSON-safe scalars (numpy numbers and NaN become plain Python values)."""
     scalars = [value.item() if hasattr(value, "item") else value for value in values]
     return [None if isinstance(v, float) and math.isnan(v) else v for v in scalars]
@@ -341,112 +343,3 @@ def _number(value: Any) -> str:
 def _short(values: list, limit: int = 8) -> str:
     shown = ", ".join(_number(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
-
-
-NUMERIC_TYPES = [
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "float16",
-    "float32",
-    "float64",
-    "Int64",
-    "Float64",
-]
-_WIDEN = 0.1  # share of the observed range that float bounds are widened by
-
-
-def suggest_suite(frame: pd.DataFrame, name: str, target: str | None) -> dict[str, Any]:
-    """A Great Expectations suite inferred from good reference data, as reviewable JSON.
-
-    Columns and their order-free set; row count between half and a hundred times the
-    reference; per numeric column its type, nulls (none, or at most a little above the
-    reference's rate) and range (exact for whole numbers, widened by a tenth of the range for
-    floats, never below zero for non-negative columns); per categorical column (and the
-    label) its value set, with every label required to appear.
-    """
-    rows = len(frame)
-    expectations: list[dict[str, Any]] = [
-        _expectation(
-            "expect_table_columns_to_match_set",
-            column_set=[str(c) for c in frame.columns],
-            exact_match=True,
-        ),
-        _expectation(
-            "expect_table_row_count_to_be_between",
-            min_value=max(1, math.ceil(rows / 2)),
-            max_value=rows * 100,
-        ),
-    ]
-    for column in frame.columns:
-        values = frame[column]
-        expectations.append(_null_expectation(str(column), values))
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if numeric and column != target:
-            expectations.append(
-                _expectation(
-                    "expect_column_values_to_be_in_type_list",
-                    column=str(column),
-                    type_list=NUMERIC_TYPES,
-                )
-            )
-            expectations += _range_expectations(str(column), values.dropna())
-        else:
-            categories = sorted(_plain(pd.unique(values.dropna()).tolist()), key=str)
-            # A text column's value set pins its type too; GX cannot name pandas 3's str dtype.
-            if numeric:
-                expectations.append(
-                    _expectation(
-                        "expect_column_values_to_be_in_type_list",
-                        column=str(column),
-                        type_list=NUMERIC_TYPES,
-                    )
-                )
-            expectations.append(
-                _expectation(
-                    "expect_column_values_to_be_in_set", column=str(column), value_set=categories
-                )
-            )
-            if column == target:
-                expectations.append(
-                    _expectation(
-                        "expect_column_distinct_values_to_contain_set",
-                        column=str(column),
-                        value_set=categories,
-                    )
-                )
-    notes = (
-        f"Suggested by `mlops suite suggest` from {rows} rows x {frame.shape[1]} columns"
-        f"{f' (label: {target})' if target else ''}. Review the bounds before committing."
-    )
-    return {"name": name, "meta": {"notes": notes}, "expectations": expectations}
-
-
-def _expectation(kind: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": kwargs}
-
-
-def _null_expectation(column: str, values: pd.Series) -> dict[str, Any]:
-    rate = float(values.isna().mean())
-    if rate == 0:
-        return _expectation("expect_column_values_to_not_be_null", column=column)
-    allowed = min(1.0, rate * 1.5 + 0.01)  # a little above the reference's rate
-    return _expectation(
-        "expect_column_values_to_not_be_null", column=column, mostly=round(1 - allowed, 4)
-    )
-
-
-def _range_expectations(column: str, values: pd.Series) -> list[dict[str, Any]]:
-    if values.empty:
-        return []
-    low, high = float(values.min()), float(values.max())
-    if not np.all(np.mod(values.to_numpy(dtype="float64"), 1) == 0):
-        margin = (high - low) * _WIDEN
-        low = max(0.0, low - margin) if low >= 0 else low - margin
-        high += margin
-    low, high = (int(low), int(high)) if low.is_integer() and high.is_integer() else (low, high)
-    return [
-        _expectation("expect_column_min_to_be_between", column=column, min_value=low),
-        _expectation("expect_column_max_to_be_between", column=column, max_value=high),
-    ]

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as Settings.prepare() sets it for mlops
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as load_settings() sets it for mlops
 
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
 MOTO = str(Path(sys.executable).with_name("moto_server"))
@@ -238,3 +238,23 @@ def mlflow_servers(tmp_path_factory):
         with suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def epoch_recorder():
+    """A Keras callback class: records the epochs a fit runs, and dies like a killed process at
+    ``die_at`` (`epoch_recorder(die_at=4)`)."""
+    import keras
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self, die_at: int | None = None):
+            super().__init__()
+            self.die_at = die_at
+            self.run: list[int] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == self.die_at:
+                raise KeyboardInterrupt
+            self.run.append(epoch)
+
+    return Epochs

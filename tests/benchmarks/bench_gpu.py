@@ -78,7 +78,8 @@ def rows(count: int, features: int, seed: int = 0):
 
 def measure(X, y, batch: int, epochs: int) -> dict:
     """Samples per second of `epochs` epochs of one compiled network at `batch` rows a replica."""
-    from tasks.training import build_network, detect_device
+    from tasks.devices import detect_device
+    from tasks.network import build_network
 
     device = detect_device()
     global_batch = device.global_batch_size(batch)

@@ -53,8 +53,7 @@ def main() -> None:
             results.append((rows, run))
             source.unlink(), output.unlink()
     partition = int(env.get("MLOPS_PARTITION_ROWS", 250_000))
-    where = "in the warm runner" if results[0][1].in_runner else "in its own process"
-    print(f"mlops predict {where}, {partition:,} rows per partition, Parquet in and out:")
+    print(f"mlops predict, {partition:,} rows per partition, Parquet in and out:")
     print(f"{'rows':>12} {'raw data':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS':>10}")
     for rows, run in results:
         raw = rows * 64 * 8

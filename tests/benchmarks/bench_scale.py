@@ -12,8 +12,7 @@ with its peak RSS, side by side:
   same 20k-row sample, one after another, each scored on the test rows (the metrics the job
   logs), the best picked: what the job trains and evaluates, without the platform;
 - `mlops train` on the file: validation, snapshot, drift profile, the network and the two
-  baselines (on a 20k-row sample, MLOPS_BASELINE_ROWS), evaluation, registration; in the
-  warm runner of `mlops up` (its peak RSS is the job's, from the runner's log);
+  baselines (on a 20k-row sample, MLOPS_BASELINE_ROWS), evaluation, registration;
 - the same job again, forced, as a scheduled retraining runs it: now also checking drift
   against the champion's profile and re-scoring the champion on the test rows.
 Targets: job / bare time <= 1.1x; job peak RSS <= imports + 2.5 x the raw data. The job's
@@ -38,10 +37,11 @@ def bare(path: str, epochs: int, baselines: bool) -> None:
     import pandas as pd
 
     from tasks.baselines import BASELINES, build_baseline
-    from tasks.data import split_frame
     from tasks.evaluation import best_candidate, score_probabilities
+    from tasks.network import KerasMLPClassifier
     from tasks.settings import Settings
-    from tasks.training import KERAS_FAMILY, KerasMLPClassifier, fit_candidate
+    from tasks.splits import split_frame
+    from tasks.training import KERAS_FAMILY, fit_candidate
 
     splits = split_frame(pd.read_parquet(path), "target", 0.2, 0.2, 42)
     model = KerasMLPClassifier(epochs=epochs, random_state=42).fit(
@@ -107,7 +107,7 @@ def main() -> None:
         ("imports alone", baseline),
         ("bare Keras script", hand),
         ("the same training by hand", by_hand),
-        (f"mlops train ({'warm runner' if job.in_runner else 'own process'})", job),
+        ("mlops train", job),
         ("the same job, with a champion", again),
     ]
     for what, run in rows:

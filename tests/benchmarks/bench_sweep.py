@@ -24,6 +24,8 @@ import time
 
 from harness import dask_cluster
 
+from tasks import tracking
+
 TARGET_RATIO = 1.7
 # The workers' environment in infra/: a worker of one thread runs on one core (Dask already
 # pins OpenMP / MKL / OpenBLAS to one thread per worker, TensorFlow's own pools are pinned
@@ -39,14 +41,13 @@ WORKER_ENV = {
 def timed_sweeps(workers: int, settings, splits, epochs: int, candidates) -> list[float]:
     """Seconds of the first and the second sweep on a fresh cluster of `workers` workers."""
     from flows.sweep import run_sweep
-    from tasks import registry
 
     seconds = []
     with dask_cluster(workers, {**os.environ, **WORKER_ENV}) as address:
         on_cluster = settings.model_copy(update={"dask_address": address})
         for attempt in ("first", "second"):
             name = f"{workers} workers, {attempt}"
-            with registry.tracking_run(on_cluster, "bench", name, {}) as run_id:
+            with tracking.tracking_run(on_cluster, "bench", name, {}) as run_id:
                 start = time.perf_counter()
                 result = run_sweep(on_cluster, run_id, "bench", splits, epochs, candidates)
                 seconds.append(time.perf_counter() - start)
@@ -67,10 +68,11 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.data import load_frame, split_frame
+    from tasks.data import load_frame
+    from tasks.devices import detect_device
     from tasks.settings import Settings
+    from tasks.splits import split_frame
     from tasks.sweep import search_space
-    from tasks.training import detect_device
 
     with tempfile.TemporaryDirectory() as home, prefect_test_harness():
         os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # for the worker processes

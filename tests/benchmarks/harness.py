@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,6 @@ class Measured:
     seconds: float
     peak_rss: int  # bytes, the high-water mark of the process that did the work
     last_line: str  # of its stdout: the --json result
-    in_runner: bool  # an `mlops` command run by the warm runner of `mlops up`
 
 
 @contextlib.contextmanager
@@ -97,18 +95,8 @@ def dask_cluster(workers: int, env: dict[str, str]) -> Iterator[str]:
             process.wait(timeout=30)
 
 
-def _runner_peaks(env: dict[str, str]) -> list[int]:
-    """The peak RSS, in bytes, of every job the warm runner of the home has finished, in order
-    (its log's "job PID: exit 0 after S s (CPU C s, peak RSS M MiB)" lines)."""
-    log = Path(env.get("MLOPS_HOME", os.devnull)) / "logs" / "runner.log"
-    text = log.read_text() if log.is_file() else ""
-    return [int(mib) * MIB for mib in re.findall(r"peak RSS (\d+) MiB", text)]
-
-
 def measure(command: list[str], env: dict[str, str]) -> Measured:
-    """Run a command to its end: wall time, peak RSS (from the kernel's own accounting: of the
-    process, or of its job when the warm runner of `mlops up` ran it)."""
-    before = _runner_peaks(env)
+    """Run a command to its end: wall time, and peak RSS from the kernel's own accounting."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
@@ -120,10 +108,7 @@ def measure(command: list[str], env: dict[str, str]) -> Measured:
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
     last = (stdout.strip().splitlines() or [""])[-1]
-    jobs = _runner_peaks(env)[len(before) :]
-    if jobs:
-        return Measured(seconds, jobs[-1], last, in_runner=True)
-    return Measured(seconds, usage.ru_maxrss * 1024, last, in_runner=False)  # ru_maxrss: KiB
+    return Measured(seconds, usage.ru_maxrss * 1024, last)  # ru_maxrss: KiB
 
 
 def write_classes(path: Path, rows: int, features: int, rows_per_group: int = 100_000) -> None:

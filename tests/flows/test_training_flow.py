@@ -12,10 +12,11 @@ from mlflow import MlflowClient
 
 from flows.inference import predict_flow
 from flows.training import training_flow
-from tasks.data import DataLoadError, frame_sha256
+from tasks.data import DataLoadError
 from tasks.drift import DriftDetectedError
 from tasks.registry import describe_versions
 from tasks.settings import load_settings
+from tasks.snapshots import frame_sha256
 from tasks.storage import local_path
 from tasks.validation import DataValidationError
 

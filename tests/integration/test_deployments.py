@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -293,22 +292,16 @@ def test_prefect_yaml_deploys_to_a_work_pool(stack, prefect):
     assert [s.schedule.cron for s in deployment(prefect, "retrain").schedules] == ["0 3 * * 1"]
 
 
-def runner_jobs(stack) -> list[str]:
-    """The jobs the warm runner of `mlops up` started, as its log names them ("job PID")."""
-    log = (stack["home"] / "logs" / "runner.log").read_text()
-    return [line.split()[2].rstrip(":") for line in log.splitlines() if " mlops " in line]
-
-
 def mlops(stack, *args: str, env: dict[str, str] | None = None, **options):
     return run_mlops(*args, env={**stack["env"], **(env or {})}, **options)
 
 
-def test_commands_of_an_up_home_run_in_its_warm_runner(stack, registry, tmp_path):
-    """A command is a fork of the runner, in the command's own directory and terminal."""
+def test_commands_of_an_up_home_use_its_prefect_server(stack, prefect, registry, tmp_path):
+    """From any directory, with relative paths: no PREFECT_API_URL set, the flow run is on
+    the server `mlops up` started, and progress is on the command's own stderr."""
     from tasks.data import load_frame
 
     load_frame("builtin:digits").to_csv(tmp_path / "digits.csv", index=False)
-    before = runner_jobs(stack)
     done = mlops(
         stack, "train", "--data", "digits.csv", "--epochs", "5", "--force", "--json", cwd=tmp_path
     )  # --force: an earlier test of this module may have trained the same job
@@ -317,33 +310,14 @@ def test_commands_of_an_up_home_run_in_its_warm_runner(stack, registry, tmp_path
     version = registry.get_model_version("digits", result["version"])
     assert version.run_id == result["run_id"]
     assert version.tags["data_sha256"] == result["data_sha256"]
-    assert "Data passed suite 'digits'" in done.stderr  # progress on the command's own stderr
-    (job,) = set(runner_jobs(stack)) - set(before)
-    log = (stack["home"] / "logs" / "runner.log").read_text()
-    assert f"job {job}: mlops train" in log
-    ended = re.search(
-        rf"job {job}: exit 0 after [\d.]+ s \(CPU [\d.]+ s, peak RSS (\d+) MiB\)", log
-    )
-    assert ended and int(ended[1]) > 200  # the job's own memory, TensorFlow's included
-
-
-def test_a_command_in_the_runner_fails_and_dies_as_in_its_own_process(stack, registry):
-    versions = len(registry.search_model_versions("name = 'digits'"))
-    before = runner_jobs(stack)
-    done = mlops(stack, "train", "--data", "missing.csv")
-    assert done.returncode == 1 and "error: data file not found" in done.stderr
-    assert "Traceback" not in done.stderr
-    killed = {"MLOPS_FAILPOINTS": json.dumps({"after-fit": "kill"})}
-    done = mlops(stack, "train", "--epochs", "5", "--force", env=killed)
-    assert done.returncode == -signal.SIGKILL
-    assert len(runner_jobs(stack)) == len(before) + 2
-    assert len(registry.search_model_versions("name = 'digits'")) == versions
+    assert "Data passed suite 'digits'" in done.stderr
+    flow_run = prefect.read_flow_run(version.tags["flow_run_id"])
+    assert flow_run.state.is_completed()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_ctrl_c_or_kill_of_the_command_ends_its_job_in_the_runner(stack, registry, signum):
+def test_ctrl_c_or_kill_of_a_command_registers_nothing(stack, registry, signum):
     versions = len(registry.search_model_versions("name = 'digits'"))
-    before = runner_jobs(stack)
     run = subprocess.Popen(
         [MLOPS, "train", "--epochs", "5", "--force", "--json"],
         stdout=subprocess.PIPE,
@@ -354,7 +328,6 @@ def test_ctrl_c_or_kill_of_the_command_ends_its_job_in_the_runner(stack, registr
     marker = stack["home"] / "failpoints" / "before-register"
     try:
         wait_until(marker.exists, 300, "the job reaching registration")
-        (job,) = set(runner_jobs(stack)) - set(before)
         run.send_signal(signum)
         status = run.wait(timeout=60)
         stderr = run.stderr.read()
@@ -366,16 +339,4 @@ def test_ctrl_c_or_kill_of_the_command_ends_its_job_in_the_runner(stack, registr
         assert status == 130 and "aborted by an interrupt signal" in stderr, stderr[-2000:]
     else:
         assert status == -signal.SIGKILL
-    wait_until(lambda: not Path(f"/proc/{job}").exists(), 30, f"job {job} to end")
     assert len(registry.search_model_versions("name = 'digits'")) == versions
-
-
-def test_a_command_with_other_import_time_settings_runs_in_its_own_process(stack):
-    before = runner_jobs(stack)
-    done = mlops(stack, "models", "--json", env={"TF_CPP_MIN_LOG_LEVEL": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "declined (it started with other values of TF_CPP_MIN_LOG_LEVEL)" in done.stderr
-    assert json.loads(done.stdout.splitlines()[-1])
-    done = mlops(stack, "models", "--json", env={"MLOPS_WARM_RUNNER": "false"})
-    assert done.returncode == 0 and "declined" not in done.stderr, done.stderr[-2000:]
-    assert runner_jobs(stack) == before

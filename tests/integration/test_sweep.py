@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 from prefect import flow
 
 from flows.sweep import SweepResult, refit_best, run_sweep
-from tasks import registry
-from tasks.data import split_frame
+from tasks import packaging, tracking
 from tasks.settings import load_settings
+from tasks.splits import split_frame
 from tasks.sweep import SPACE, Candidate, search_space
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def training_with_sweep(splits, candidates) -> tuple[str, SweepResult, str]:
     from prefect.runtime import flow_run
 
     settings = load_settings()
-    with registry.tracking_run(settings, "digits", "train-digits", {}) as run_id:
+    with tracking.tracking_run(settings, "digits", "train-digits", {}) as run_id:
         result = run_sweep(settings, run_id, "digits", splits, EPOCHS, candidates)
     return run_id, result, str(flow_run.id)
 
@@ -187,7 +187,7 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
 
 def test_a_refitted_network_logs_its_curves_on_the_run_as_without_a_sweep(module_home, splits):
     settings = load_settings()
-    with registry.tracking_run(settings, "digits", "train-digits", {}) as run_id:
+    with tracking.tracking_run(settings, "digits", "train-digits", {}) as run_id:
         estimator, _, _ = refit_best.fn(
             settings, run_id, Candidate("keras_mlp", {"hidden_units": 8}), splits, EPOCHS
         )
@@ -224,7 +224,7 @@ def test_predict_on_dask_scores_partitions_on_both_workers_in_input_order(
     scored = pd.read_parquet(tmp_path / "scored.parquet")
     assert result["rows"] == len(scored) == 1797
     assert scored["row_id"].tolist() == list(range(1797))
-    champion = registry.load_model(load_settings(), "models:/digits@champion")
+    champion = packaging.load_model(load_settings(), "models:/digits@champion")
     expected = champion.predict(features)["prediction"].to_numpy()
     assert (scored["prediction"].to_numpy() == expected).all()
     # The scheduler's record: every partition was scored there, by both workers.

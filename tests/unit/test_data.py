@@ -8,17 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import (
-    DataLoadError,
-    check_output_uri,
-    frame_sha256,
-    iter_partitions,
-    load_frame,
-    read_snapshot,
-    split_frame,
-    store_snapshot,
-    table_writer,
-)
+from tasks.data import DataLoadError, check_output_uri, iter_partitions, load_frame, table_writer
+from tasks.snapshots import frame_sha256, read_snapshot, store_snapshot
 
 
 def test_builtin_digits_is_the_64_pixel_frame_with_labels(digits):
@@ -38,40 +29,6 @@ def test_csv_and_parquet_read_back_the_same_rows_and_hash(digits, tmp_path):
     # The CSV reads back as int64, the builtin is float64: the same values hash alike.
     assert (from_csv["pixel_0_2"].dtype, digits["pixel_0_2"].dtype) == ("int64", "float64")
     assert frame_sha256(from_csv) == frame_sha256(from_parquet) == frame_sha256(digits)
-
-
-def test_sha256_is_one_for_every_kind_of_missing_number_and_changes_no_row():
-    odd_nan = np.array([0x7FF8000000000BAD], dtype="<u8").view("<f8")[0]  # a NaN, other bits
-    floats = pd.DataFrame({"x": [1.0, np.nan, 3.0]})
-    payload = pd.DataFrame({"x": [1.0, odd_nan, 3.0]})
-    nullable = pd.DataFrame({"x": pd.array([1, None, 3], dtype="Int64")})
-    assert frame_sha256(floats) == frame_sha256(payload) == frame_sha256(nullable)
-    assert payload["x"].to_numpy().view("<u8")[1] == 0x7FF8000000000BAD  # hashed, not rewritten
-
-
-def test_sha256_changes_with_one_value_and_with_row_order(digits):
-    changed = digits.copy()
-    changed.iloc[100, 5] += 1
-    assert frame_sha256(changed) != frame_sha256(digits)
-    assert frame_sha256(digits.iloc[::-1]) != frame_sha256(digits)
-    assert frame_sha256(digits.rename(columns={"target": "label"})) != frame_sha256(digits)
-
-
-def test_snapshot_is_content_addressed_and_reads_back_exactly(digits, tmp_path):
-    snapshot = store_snapshot(digits, str(tmp_path))
-    path = tmp_path / "snapshots" / f"{snapshot.sha256}.parquet"
-    assert snapshot.uri == path.as_uri()
-    assert frame_sha256(read_snapshot(snapshot.uri)) == snapshot.sha256
-    assert store_snapshot(digits.copy(), tmp_path.as_uri()) == snapshot
-    assert [p.name for p in (tmp_path / "snapshots").iterdir()] == [path.name]
-
-
-def test_a_tampered_snapshot_is_caught_when_read_back(digits, tmp_path):
-    snapshot = store_snapshot(digits, str(tmp_path))
-    path = tmp_path / "snapshots" / f"{snapshot.sha256}.parquet"
-    digits.head(100).to_parquet(path, index=False)
-    with pytest.raises(DataLoadError, match="is corrupt"):
-        read_snapshot(snapshot.uri)
 
 
 @pytest.mark.parametrize("kind", ["empty", "semicolons", "truncated"])
@@ -157,23 +114,6 @@ def test_damaged_parquet_is_refused(digits, tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(DataLoadError, match="not a readable Parquet file"):
         load_frame(str(path))
-
-
-def test_split_is_stratified_disjoint_and_seeded(digits):
-    splits = split_frame(digits, "target", test_size=0.2, validation_size=0.2, seed=7)
-    assert splits.sizes() == {"rows_train": 1149, "rows_val": 288, "rows_test": 360}
-    indexes = [set(splits.X_train.index), set(splits.X_val.index), set(splits.X_test.index)]
-    assert sum(map(len, indexes)) == len(set().union(*indexes)) == len(digits)
-    shares = splits.y_test.value_counts(normalize=True)
-    assert (shares - digits["target"].value_counts(normalize=True)).abs().max() < 0.01
-    again = split_frame(digits, "target", test_size=0.2, validation_size=0.2, seed=7)
-    assert list(again.X_test.index) == list(splits.X_test.index)
-    assert "target" not in splits.features
-
-
-def test_split_names_a_missing_target_column(digits):
-    with pytest.raises(DataLoadError, match="target column 'label' is not in the data"):
-        split_frame(digits, "label", 0.2, 0.2, 0)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

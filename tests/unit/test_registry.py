@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tasks import registry
+from tasks import packaging, registry, tracking
 from tasks.baselines import build_baseline
-from tasks.registry import RegistryError
 from tasks.settings import load_settings
+from tasks.store import RegistryError
 
 
 @pytest.fixture
@@ -26,12 +25,9 @@ def versions(settings, digits):
     )
     made = []
     for _ in range(3):
-        with registry.tracking_run(settings, "toy", "toy", {}) as run_id:
-            made.append(
-                registry.register_model(
-                    settings, run_id, "toy", estimator, features, digits.head(5), {}, "toy"
-                ).version
-            )
+        with tracking.tracking_run(settings, "toy", "toy", {}) as run_id:
+            model = packaging.log_model(settings, run_id, estimator, features, digits.head(5))
+            made.append(registry.create_version(settings, run_id, "toy", model, {}, "toy").version)
     return made
 
 
@@ -156,36 +152,3 @@ def test_only_a_complete_version_answers_for_an_identical_job(settings, versions
 def test_model_names_that_would_break_uris_are_refused(name):
     with pytest.raises(RegistryError, match="invalid model name"):
         registry.check_model_name(name)
-
-
-def test_the_logged_dataset_schema_is_mlflows_own_with_late_nulls_seen(digits):
-    import mlflow.data
-
-    from tasks.registry import _frame_schema
-
-    frame = pd.concat([digits] * 2, ignore_index=True)
-    frame.loc[3000, "pixel_3_3"] = float("nan")  # past the sample the types come from
-    inferred = mlflow.data.from_pandas(frame, targets="target").schema
-    assert _frame_schema(frame) == inferred
-    assert [c.name for c in inferred.inputs if not c.required] == ["pixel_3_3"]
-
-
-def test_a_run_s_process_counts_as_alive_only_while_that_very_process_runs():
-    import os
-    import subprocess
-    import sys
-
-    import psutil
-
-    from tasks.registry import _alive
-
-    me = psutil.Process()
-    assert _alive(os.getpid(), me.create_time())
-    assert not _alive(os.getpid(), me.create_time() - 60)  # the pid reused by another process
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    )
-    assert not _alive(int(gone.stdout), me.create_time())

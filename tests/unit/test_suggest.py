@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from tasks.data import load_frame
-from tasks.validation import suggest_suite, validate_frame
+from tasks.suggest import suggest_suite
+from tasks.validation import validate_frame
 
 
 def mixed_frame() -> pd.DataFrame:

@@ -1,0 +1,429 @@
+"""The training flow's steps: thin Prefect tasks around the plain functions of `tasks/`, each
+recording what it did on the MLflow run; the candidates' fan-out; the approval gate.
+
+Two kinds of step. A `step` passes DataFrames and fitted models in memory (hashing them for a
+cache key would be waste). A `job_step` (fitting, cross-validation) persists its result under
+the artifact root, keyed by the job and the candidate, so that a rerun of an identical job
+(after a crash, say) reuses it instead of training again (see flows/results.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+from pydantic import Field
+from threadpoolctl import threadpool_limits
+
+from flows.results import result_storage
+from flows.runs import FLOW_RUN_TAG, mark_crashed, publish_report
+from flows.sweep import run_sweep
+from tasks import (
+    data,
+    devices,
+    drift,
+    evaluation,
+    faults,
+    jobs,
+    promotion,
+    registration,
+    registry,
+    snapshots,
+    storage,
+    tracking,
+    training,
+    validation,
+)
+from tasks.checkpoints import claimed
+from tasks.outcomes import CandidateResults, Lineage, TrainingResult
+from tasks.settings import Settings
+from tasks.splits import Splits, check_target, split_frame
+from tasks.store import registry_lock
+from tasks.sweep import search_space
+
+logger = logging.getLogger(__name__)
+
+step = task(cache_policy=NO_CACHE)
+
+
+def _job_step_key(context, parameters: dict[str, Any]) -> str:
+    return f"{context.task.fn.__name__}-{parameters['family']}-{parameters['job_key']}"
+
+
+job_step = task(cache_key_fn=_job_step_key, persist_result=True)
+
+
+def persisted(step_task, results, force: bool):
+    """A job step storing its result in `results` (see `result_storage`); --force recomputes."""
+    return step_task.with_options(result_storage=results, refresh_cache=force)
+
+
+@step(name="check storage")
+def check_storage(settings: Settings) -> None:
+    """Fail before any work when the artifact bucket is missing, unreachable or forbidden."""
+    if settings.artifacts_on_s3:
+        storage.check_bucket(settings.resolved_artifact_uri)
+
+
+@step(name="repair registry")
+def repair_registry(settings: Settings, model_name: str) -> list[str]:
+    """Finish or undo the registrations a killed run left half-done, before anything else;
+    end the runs a killed process left RUNNING, in MLflow and in Prefect."""
+    with registry_lock(settings):
+        done = registry.repair(settings, model_name)
+    for run, why in tracking.end_abandoned(settings, model_name):
+        mark_crashed(run.data.tags.get(FLOW_RUN_TAG), why)
+    return done
+
+
+@step(name="load data")
+def load_data(settings: Settings, run_id: str, uri: str, target: str, suite: str) -> pd.DataFrame:
+    """The rows, refused with the reason (also as the run's validation report) when they
+    cannot be read or lack the label column, before anything is stored."""
+    try:
+        frame = data.load_frame(uri)
+        check_target(frame, target)
+        return frame
+    except data.DataLoadError as exc:
+        report = validation.ValidationReport.for_unreadable(suite, str(exc))
+        tracking.log_json(settings, run_id, report.to_dict(), "validation/result.json")
+        raise
+
+
+@step(name="snapshot data")
+def snapshot_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, uri: str, target: str
+) -> snapshots.Snapshot:
+    snapshot = snapshots.store_snapshot(frame, settings.resolved_artifact_uri)
+    tracking.log_dataset(settings, run_id, frame, uri, target, snapshot)
+    tracking.log_params(
+        settings, run_id, {"data_sha256": snapshot.sha256, "data_snapshot": snapshot.uri}
+    )
+    return snapshot
+
+
+@step(name="identify job")
+def identify_job(
+    settings: Settings,
+    run_id: str,
+    snapshot: snapshots.Snapshot,
+    suite_path: Path,
+    parameters: dict[str, Any],
+) -> str:
+    """The job's key: the data, the suite, the parameters and the settings that change a fit."""
+    key = jobs.job_key(snapshot.sha256, suite_path, {**parameters, **settings.fit_knobs()})
+    tracking.set_run_tags(settings, run_id, {"job_key": key})
+    return key
+
+
+@step(name="look for an identical job")
+def find_identical_job(
+    settings: Settings, run_id: str, model_name: str, job_key: str, snapshot: snapshots.Snapshot
+) -> TrainingResult | None:
+    """The result of the version an identical job (same data, parameters and code) registered,
+    if any: nothing to train."""
+    version = registry.find_job(settings, model_name, job_key)
+    if version is None:
+        return None
+    tracking.set_run_tags(
+        settings, run_id, {"mlops.skipped": "true", "mlops.skipped_for_version": version.version}
+    )
+    logger.info(
+        "An identical job already registered %s v%s: nothing to train (--force retrains)",
+        model_name,
+        version.version,
+    )
+    return TrainingResult.skipped_for(
+        model_name,
+        version,
+        tracking.run_metrics(settings, version.run_id),
+        snapshot.sha256,
+        drift.DriftReport.not_checked(
+            "identical job skipped", settings.drift_psi_threshold, settings.drift_alpha
+        ),
+        registry.alias_holder(settings, model_name, registry.CHAMPION),
+    )
+
+
+@step(name="validate data")
+def validate_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, suite_path: Path
+) -> validation.ValidationReport:
+    report = validation.validate_frame(frame, suite_path)
+    publish_report(settings, run_id, "validation", report.to_markdown(), report.to_dict())
+    tracking.set_run_tags(settings, run_id, {"validation_success": str(report.success).lower()})
+    if not report.success:
+        raise validation.DataValidationError(report)
+    return report
+
+
+@step(name="profile data")
+def profile_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> dict:
+    """The profile every version keeps of its training data, for later drift checks."""
+    profile = drift.build_profile(frame, target, settings.drift_sample_rows, settings.seed)
+    tracking.log_json(settings, run_id, profile, drift.PROFILE_FILE)
+    return profile
+
+
+@step(name="check drift")
+def check_drift(
+    settings: Settings, run_id: str, model_name: str, frame: pd.DataFrame, mode: str
+) -> drift.DriftReport:
+    """New data against the champion's training profile; `fail` stops before training."""
+    champion = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    reference = (
+        registry.read_version_json(settings, model_name, champion, drift.PROFILE_FILE)
+        if champion
+        else None
+    )
+    if reference is None:
+        reason = "no champion yet" if champion is None else f"v{champion} keeps no profile"
+        report = drift.DriftReport.not_checked(
+            reason, settings.drift_psi_threshold, settings.drift_alpha
+        )
+    else:
+        report = drift.compare(
+            reference,
+            frame,
+            f"champion v{champion}",
+            settings.drift_psi_threshold,
+            settings.drift_alpha,
+            settings.seed,
+        )
+    plotted = report.drifted[: drift.PLOTTED]
+    if plotted:
+        with tempfile.TemporaryDirectory() as scratch:
+            plots = [
+                drift.plot_feature(
+                    reference, frame, feature, Path(scratch) / f"{feature.feature}.png"
+                )
+                for feature in plotted
+            ]
+            tracking.log_files(settings, run_id, plots, "drift/plots")
+    publish_report(settings, run_id, "drift", report.to_markdown(), report.to_dict())
+    tracking.set_run_tags(settings, run_id, {"drift_detected": str(report.detected).lower()})
+    if report.detected and mode == "fail":
+        raise drift.DriftDetectedError(report)
+    return report
+
+
+@step(name="split data")
+def split_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> Splits:
+    rows = split_frame(frame, target, settings.test_size, settings.validation_size, settings.seed)
+    sampled = min(settings.baseline_rows, len(rows.X_train))
+    tracking.log_params(settings, run_id, {**rows.sizes(), "baseline_rows": sampled})
+    return rows
+
+
+@step(name="detect device")
+def detect_device(settings: Settings, run_id: str) -> devices.DeviceStrategy:
+    device = devices.detect_device()
+    tracking.log_params(settings, run_id, device.as_params())
+    return device
+
+
+@job_step(name="fit candidate", task_run_name="fit {family}")
+def fit_candidate(
+    settings: Settings, family: str, splits: Splits, epochs: int, job_key: str
+) -> Any:
+    # Backed up every epoch, keyed by the job: a rerun after a crash resumes from here.
+    with claimed(settings.checkpoint_root / job_key / family) as checkpoints:
+        return training.fit_candidate(
+            training.build_candidate(family, epochs, settings.seed, checkpoints),
+            splits.X_train,
+            splits.y_train,
+            splits.X_val,
+            splits.y_val,
+            settings.baseline_rows,
+            settings.seed,
+        )
+
+
+@step(name="score candidate", task_run_name="score {family}")
+def score_candidate(
+    settings: Settings, run_id: str, family: str, estimator: Any, splits: Splits
+) -> tuple[dict[str, float], Any]:
+    """A candidate's test-set scores (and the Keras network's curves) on the run, and its
+    test-set probabilities."""
+    # A baseline scores as it fits, on one thread: beside the network (see fit_candidates).
+    # Only there: the limit is the process's, and set and reset from two threads at once,
+    # the last one out could leave it at one for the rest of the process.
+    one_thread = family in training.BASELINES
+    with threadpool_limits(1) if one_thread else contextlib.nullcontext():
+        scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
+    tracking.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in scores.items()})
+    tracking.log_fit(settings, run_id, family, estimator)
+    return scores, probabilities
+
+
+@job_step(name="cross-validate", task_run_name="cross-validate {family}")
+def cross_validate(
+    settings: Settings, family: str, splits: Splits, epochs: int, job_key: str
+) -> dict[str, float]:
+    return evaluation.cross_validated_accuracy(
+        training.build_candidate(family, epochs, settings.seed),
+        pd.concat([splits.X_train, splits.X_val]),
+        pd.concat([splits.y_train, splits.y_val]),
+        settings.cv_folds,
+        settings.seed,
+    )
+
+
+def train_candidates(
+    settings: Settings,
+    run_id: str,
+    model_name: str,
+    splits: Splits,
+    epochs: int,
+    job_key: str,
+    sweep: str,
+    cv: bool,
+    force: bool,
+) -> CandidateResults:
+    """The default candidates (cross-validating the chosen one with ``cv``), or the sweep's
+    winner; the chosen one's scores go on the run."""
+    if sweep == "none":
+        results = fit_candidates(settings, run_id, splits, epochs, job_key, force)
+        faults.point(settings, "after-fit")
+        if cv:
+            validate_chosen = persisted(cross_validate, result_storage(settings), force)
+            folds = validate_chosen(settings, results.family, splits, epochs, job_key)
+            results = replace(results, cross_validation=folds)
+    else:
+        space = search_space(sweep, settings.seed)
+        won = run_sweep(settings, run_id, model_name, splits, epochs, space)
+        results = CandidateResults(
+            won.family, won.estimator, {won.family: won.scores}, won.probabilities, won.cv, []
+        )
+    tracking.log_metrics(settings, run_id, {**results.chosen_scores, **results.cross_validation})
+    return results
+
+
+def fit_candidates(
+    settings: Settings, run_id: str, splits: Splits, epochs: int, job_key: str, force: bool
+) -> CandidateResults:
+    """Fit and score the network and the baselines, and choose the best.
+
+    The baselines fit and score one after another, on one thread (OpenMP's and BLAS's), on a
+    worker thread beside the network's fit: TensorFlow keeps 1.4 of 2 cores busy, so they
+    mostly use what it leaves. The network fits in the flow's own thread, where Ctrl-C stops
+    it (a worker thread would run on to the last epoch before the process could leave).
+    """
+    fit = persisted(fit_candidate, result_storage(settings), force)
+    fitted, scored, after = {}, {}, []
+    for family in training.BASELINES:
+        fitted[family] = fit.submit(settings, family, splits, epochs, job_key, wait_for=after)
+        scored[family] = score_candidate.submit(settings, run_id, family, fitted[family], splits)
+        after = [scored[family]]
+    network = training.KERAS_FAMILY
+    states = {network: fit(settings, network, splits, epochs, job_key, return_state=True)}
+    estimators = {network: states[network].result()}
+    outcomes = {network: score_candidate(settings, run_id, network, estimators[network], splits)}
+    for family in training.BASELINES:  # a failed fit raises its own error (its score never ran)
+        estimators[family] = fitted[family].result()
+        states[family] = fitted[family].state
+        outcomes[family] = scored[family].result()
+    reused = sorted(family for family, state in states.items() if state.name == "Cached")
+    # In the candidates' order, the network first: it wins a tie.
+    scores = {family: outcome[0] for family, outcome in outcomes.items()}
+    best = evaluation.best_candidate(scores, settings.promotion_metric)
+    # Only the best one's probabilities go on (to the plots): the others' go with this call.
+    return CandidateResults(best, estimators[best], scores, outcomes[best][1], {}, reused)
+
+
+@step(name="plot evaluation")
+def plot_evaluation(
+    settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
+) -> list[str]:
+    family, classes = candidates.family, candidates.estimator.classes_
+    predictions = classes[candidates.probabilities.argmax(axis=1)]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        paths = [
+            evaluation.plot_confusion_matrix(
+                splits.y_test,
+                predictions,
+                classes,
+                f"{family}: confusion matrix (test set)",
+                folder / "confusion_matrix.png",
+            ),
+            evaluation.plot_roc_curves(
+                splits.y_test,
+                candidates.probabilities,
+                classes,
+                f"{family}: one-vs-rest ROC (test set)",
+                folder / "roc_curves.png",
+            ),
+        ]
+        tracking.log_files(settings, run_id, paths, "plots")
+    return [f"plots/{path.name}" for path in paths]
+
+
+@step(name="score champion")
+def score_champion(
+    settings: Settings, model_name: str, splits: Splits
+) -> registration.ChampionScores:
+    """Re-score the current champion on this run's test set (None scores if it cannot be)."""
+    return registration.score_champion(settings, model_name, splits.X_test, splits.y_test)
+
+
+@step(name="decide promotion")
+def decide_promotion(
+    settings: Settings, challenger: dict[str, float], champion: registration.ChampionScores
+) -> promotion.PromotionDecision:
+    return registration.decide(settings, challenger, champion)
+
+
+@step(name="register and promote")
+def register_and_promote(
+    settings: Settings,
+    lineage: Lineage,
+    candidates: CandidateResults,
+    splits: Splits,
+    plots: list[str],
+    decision: promotion.PromotionDecision,
+    force: bool,
+) -> tuple[registry.RegisteredVersion | None, promotion.PromotionDecision]:
+    """See `registration.register_and_promote`: all or nothing."""
+    return registration.register_and_promote(
+        settings, lineage, candidates, splits, plots, decision, force
+    )
+
+
+class Approval(RunInput):
+    """What the Prefect UI asks a reviewer when a new version would become champion."""
+
+    approve: bool = Field(description="Promote this version to champion?")
+    reviewer: str = Field(default="", description="Who decides")
+    comment: str = Field(default="", description="Why")
+
+
+def approval_gate(
+    decision: promotion.PromotionDecision, required: bool, timeout_seconds: int
+) -> promotion.PromotionDecision:
+    """Pause the flow run for a person's answer, only when it would promote and must be asked."""
+    if not (required and decision.promote):
+        return decision
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    logger.info(
+        "Waiting up to %d s for approval in the Prefect UI: %s", timeout_seconds, decision.reason
+    )
+    try:
+        answer = pause_flow_run(wait_for_input=Approval, timeout=timeout_seconds, key="approval")
+    except FlowPauseTimeout:
+        # Prefect fails an expired pause itself; say so plainly, and register nothing.
+        raise promotion.ApprovalExpiredError(
+            f"no answer to the approval request within {timeout_seconds} s: "
+            "nothing registered, champion unchanged"
+        ) from None
+    return promotion.review(decision, answer.approve, answer.reviewer, answer.comment)

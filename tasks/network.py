@@ -1,0 +1,286 @@
+"""The Keras network behind the scikit-learn estimator API: built, fitted (in memory or
+streamed from Parquet, backed up every epoch), and saved for serving."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+from tasks.checkpoints import FitProgress
+from tasks.devices import DeviceStrategy, detect_device
+from tasks.splits import sampled_rows
+from tasks.streaming import (
+    HELD_ROWS,
+    SEEDING,
+    parquet_batches,
+    parquet_classes,
+    parquet_steps,
+    tf_batches,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# How many batches, from the start of its first shuffled pass, a streaming fit sets its
+# feature scaling from.
+_ADAPT_BATCHES = 200
+
+
+# The network's feature scaling is set from at most this many of the training rows (NumPy's
+# variance of 600k rows held a copy of them).
+SCALING_ROWS = 100_000
+
+
+def build_network(
+    sample: np.ndarray,
+    n_classes: int,
+    hidden_units: int,
+    learning_rate: float,
+    steps_per_execution: int = 1,
+    seed: int = 0,
+):
+    """The reference network: Flatten, Dense(128, ReLU), Dense(softmax); Adam; sparse CE;
+    ``steps_per_execution`` batches per call of the compiled step; initial weights drawn from
+    ``seed`` alone (not from the process's global seeds, which fits in other threads move).
+
+    A Normalization layer in front, set to the mean and variance of ``sample``, carries the
+    feature scaling inside the saved model, so the registered model takes raw feature values.
+    A column that is constant in the sample is scaled by 1 rather than by ~1e7 (Keras's
+    epsilon): in float16 a later non-zero value there would overflow to inf, and the
+    prediction to NaN.
+    """
+    import keras
+
+    mean, variance = sample.mean(axis=0), sample.var(axis=0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(sample.shape[1],), name="features"),
+            keras.layers.Normalization(
+                mean=mean, variance=np.where(variance > 0, variance, 1.0), name="scaling"
+            ),
+            keras.layers.Flatten(),
+            keras.layers.Dense(
+                hidden_units,
+                activation="relu",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            ),
+            keras.layers.Dense(
+                n_classes,
+                activation="softmax",
+                dtype="float32",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
+            ),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def serving_network(model):
+    """The trained network as it is saved for serving: float32 layers, no optimizer state.
+
+    Trained in mixed precision, the network itself has float16 layers and a loss-scaling
+    optimizer: saved as is, it would serve in float16 on a CPU and warn, on loading, about
+    optimizer variables it skips. The copy has the same weights (kept in float32 anyway).
+    """
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    served = type(model).from_config(config)
+    served.set_weights(model.get_weights())
+    return served
+
+
+class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
+    """The Keras network behind the scikit-learn estimator API.
+
+    That lets cross-validation, evaluation and registration treat every candidate alike.
+    Without ``validation_data``, early stopping watches a stratified ``validation_fraction``
+    of the training rows, like scikit-learn's ``MLPClassifier(early_stopping=True)``.
+    ``batch_size`` is per replica: on several GPUs each step takes that many rows per GPU.
+    With ``checkpoint_dir``, every epoch is backed up there; a fit that dies part-way resumes
+    from its last completed epoch when fitted again with the same folder (and the same data
+    and parameters), and the folder is removed once a fit completes. ``device`` is where it
+    trains (None: the GPUs the backend sees); the feature scaling is set from at most
+    ``scaling_rows`` training rows, and up to ``held_rows`` rows TensorFlow holds them all
+    (see `tf_batches`).
+    """
+
+    def __init__(
+        self,
+        hidden_units: int = 128,
+        epochs: int = 60,
+        batch_size: int = 64,
+        learning_rate: float = 3e-3,
+        patience: int = 8,
+        validation_fraction: float = 0.2,
+        random_state: int = 42,
+        checkpoint_dir: str | Path | None = None,
+        device: DeviceStrategy | None = None,
+        scaling_rows: int = SCALING_ROWS,
+        held_rows: int = HELD_ROWS,
+    ):
+        self.hidden_units = hidden_units
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.device = device
+        self.scaling_rows = scaling_rows
+        self.held_rows = held_rows
+
+    def _device(self) -> DeviceStrategy:
+        return self.device or detect_device()
+
+    def fit(self, X, y, validation_data=None, callbacks: Sequence = ()):
+        """Fit in memory; ``callbacks`` are extra Keras callbacks, run after the estimator's."""
+        X = np.asarray(X, dtype="float32")
+        self.classes_ = unique_labels(y)
+        codes = np.searchsorted(self.classes_, np.asarray(y))
+        if validation_data is None:
+            X, X_val, codes, codes_val = train_test_split(
+                X,
+                codes,
+                test_size=self.validation_fraction,
+                stratify=codes,
+                random_state=self.random_state,
+            )
+        else:
+            X_val = np.asarray(validation_data[0], dtype="float32")
+            codes_val = np.searchsorted(self.classes_, np.asarray(validation_data[1]))
+        device = self._device()
+        batch = device.global_batch_size(self.batch_size)
+        if device.backend == "tensorflow":
+            batches, pipeline_callbacks = tf_batches(
+                X, codes, batch, self.random_state, self.held_rows
+            )
+            callbacks = [*pipeline_callbacks, *callbacks]
+            data = {
+                "x": batches,
+                "validation_data": tf_batches(X_val, codes_val, batch, None, self.held_rows)[0],
+                "shuffle": False,  # the pipeline reshuffles
+            }
+        else:
+            data = {"x": X, "y": codes, "validation_data": (X_val, codes_val), "batch_size": batch}
+        picked = sampled_rows(len(X), self.scaling_rows, self.random_state)
+        return self._train(device, X if picked is None else X[picked], callbacks, **data)
+
+    def fit_parquet(
+        self,
+        path: str | Path,
+        target: str,
+        validation_path: str | Path | None = None,
+        callbacks: Sequence = (),
+    ):
+        """Fit from a Parquet file of any size, holding one row group in memory at a time.
+
+        The classes come from a pass over the ``target`` column alone; the scaling is set from
+        the first batches of a shuffled pass. Without ``validation_path``, a seeded
+        ``validation_fraction`` of the file's row groups is held out for early stopping.
+        """
+        import pyarrow.parquet as pq
+
+        self.classes_ = parquet_classes(path, target)
+        groups = np.arange(pq.ParquetFile(path).num_row_groups)
+        if validation_path is None:
+            if len(groups) < 2:
+                raise ValueError(
+                    f"{path} has one row group, so none can be held out for validation: "
+                    "pass validation_path, or write the file with several row groups"
+                )
+            held_out = max(1, round(self.validation_fraction * len(groups)))
+            shuffled = np.random.default_rng(self.random_state).permutation(groups)
+            validation_path, train, validation = path, shuffled[held_out:], shuffled[:held_out]
+        else:
+            train, validation = groups, np.arange(pq.ParquetFile(validation_path).num_row_groups)
+        device = self._device()
+        batch = device.global_batch_size(self.batch_size)
+        first_pass = parquet_batches(path, target, self.classes_, batch, train, self.random_state)
+        sample = np.concatenate([X for X, _ in itertools.islice(first_pass, _ADAPT_BATCHES)])
+        return self._train(
+            device,
+            sample,
+            callbacks,
+            x=parquet_batches(path, target, self.classes_, batch, train, self.random_state),
+            steps_per_epoch=parquet_steps(path, train, batch),
+            validation_data=parquet_batches(
+                validation_path, target, self.classes_, batch, validation, self.random_state
+            ),
+            validation_steps=parquet_steps(validation_path, validation, batch),
+            shuffle=False,  # the batches come shuffled
+        )
+
+    def _train(self, device: DeviceStrategy, sample: np.ndarray, callbacks: Sequence, **data):
+        """Build the network under ``device``, its scaling set by ``sample``; fit on ``data``."""
+        import keras
+
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.patience, restore_best_weights=True
+        )
+        own = [stop]
+        progress = None
+        if self.checkpoint_dir is not None:
+            folder = Path(self.checkpoint_dir)
+            progress = FitProgress(folder, stop)
+            own.append(
+                keras.callbacks.LambdaCallback(
+                    on_train_begin=progress.restore,
+                    on_epoch_end=progress.save,
+                    on_train_end=progress.remove,
+                )
+            )
+        with device.applied():
+            with SEEDING:  # other backends' array adapters shuffle from them (unguarded)
+                keras.utils.set_random_seed(self.random_state)
+            self.model_ = build_network(
+                sample,
+                len(self.classes_),
+                self.hidden_units,
+                self.learning_rate,
+                device.steps_per_execution,
+                self.random_state,
+            )
+            history = self.model_.fit(
+                **data, epochs=self.epochs, callbacks=[*own, *callbacks], verbose=0
+            )
+        self.history_ = (
+            progress.history
+            if progress
+            else {name: [float(v) for v in values] for name, values in history.history.items()}
+        )
+        self.n_epochs_ = len(self.history_["loss"])
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        self.n_features_in_ = sample.shape[1]
+        logger.info(
+            "Keras network on %s (%s, %s): %d epochs (best %d), val_accuracy %.4f",
+            device.device,
+            device.strategy,
+            device.precision,
+            self.n_epochs_,
+            self.best_epoch_,
+            self.history_["val_accuracy"][self.best_epoch_ - 1],
+        )
+        return self
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "model_")
+        return self.model_.predict(np.asarray(X, dtype="float32"), batch_size=4096, verbose=0)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,185 @@
+"""Model packaging: a fitted candidate as an MLflow pyfunc model (stored, then read back and
+checked), and registered versions loaded for scoring."""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.errors import first_line
+from tasks.settings import Settings
+from tasks.store import RegistryError, client
+from tasks.validation import plain_values
+
+MODEL_CODE = Path(__file__).with_name("classifier_model.py")
+
+
+def pip_requirements(kind: str) -> list[str]:
+    """Pinned requirements of a registered model, so MLflow need not infer them (~14 s)."""
+    names = ["mlflow", "pandas", "numpy", "scikit-learn"]
+    if kind == "keras":
+        import keras
+
+        names.append("keras")
+        backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[
+            keras.backend.backend()
+        ]
+        names.append(
+            "tensorflow-cpu"
+            if backend == "tensorflow" and _installed("tensorflow-cpu")
+            else backend
+        )
+    else:
+        names.append("joblib")
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model stored on a run and checked by reading it back; not registered yet."""
+
+    uri: str
+    model_id: str
+
+
+def log_model(
+    settings: Settings, run_id: str, estimator: Any, features: list[str], example: pd.DataFrame
+) -> LoggedModel:
+    """Log the estimator as an MLflow pyfunc model on the run, with a signature from
+    ``example`` and pinned requirements; the model is loaded back from the artifact store and
+    must predict what the estimator predicts."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    kind = "keras" if hasattr(estimator, "model_") else "sklearn"
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = _save_estimator(estimator, kind, features, Path(scratch))
+        # Whole-number features are signed as doubles: a model trained from a CSV of integers
+        # then scores float rows too, and `conform` widens integer rows for older versions.
+        example = _widened(example[features])
+        predictions = _predict_frame(estimator, example)
+        signature = infer_signature(example, predictions)
+        mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+        # log_model writes to the active run only; resume ours, then put its status back.
+        try:
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(MODEL_CODE),
+                    artifacts=artifacts,
+                    signature=signature,
+                    pip_requirements=pip_requirements(kind),
+                )
+        except Exception as exc:
+            raise RegistryError(
+                f"could not store the model of run {run_id}: {first_line(exc)}; nothing registered"
+            ) from exc
+        client(settings).update_run(run_id, status="RUNNING")
+    _read_back(info.model_uri, example, predictions)
+    return LoggedModel(info.model_uri, info.model_id)
+
+
+def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The stored model, loaded as a user would load it, must give the same predictions."""
+    import mlflow
+
+    try:
+        stored = mlflow.pyfunc.load_model(model_uri).predict(example)
+    except Exception as exc:
+        raise RegistryError(
+            f"the model stored at {model_uri} cannot be read back: {first_line(exc)}; "
+            "nothing registered"
+        ) from exc
+    same_labels = list(stored["prediction"]) == list(expected["prediction"])
+    close = np.allclose(stored.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), atol=1e-5)
+    if not (same_labels and close):
+        raise RegistryError(
+            f"the model read back from {model_uri} predicts differently from the one trained; "
+            "nothing registered"
+        )
+
+
+def _save_estimator(estimator: Any, kind: str, features: list[str], folder: Path) -> dict:
+    meta = {"kind": kind, "features": features, "classes": plain_values(estimator.classes_)}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    if kind == "keras":
+        from tasks.network import serving_network
+
+        path = folder / "network.keras"
+        serving_network(estimator.model_).save(path)
+    else:
+        import joblib
+
+        path = folder / "estimator.joblib"
+        joblib.dump(estimator, path)
+    return {"meta": str(folder / "meta.json"), "estimator": str(path)}
+
+
+def class_probabilities(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The classes and the probability matrix in a registered model's predictions (the
+    ``probability_<label>`` columns its pyfunc wrapper writes)."""
+    columns = [c for c in predictions.columns if c.startswith("probability_")]
+    classes = np.asarray([c.removeprefix("probability_") for c in columns])
+    return classes, predictions[columns].to_numpy()
+
+
+def _predict_frame(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    probabilities = estimator.predict_proba(frame)
+    out = pd.DataFrame(
+        probabilities, columns=[f"probability_{label}" for label in estimator.classes_]
+    )
+    out.insert(0, "prediction", estimator.predict(frame))
+    return out
+
+
+def load_model(settings: Settings, uri: str):
+    return _load(settings.resolved_tracking_uri, uri)
+
+
+def load_version(settings: Settings, name: str, version: str):
+    """A registered version as a pyfunc model, loaded once per process: a version never
+    changes, so every partition a process (or a Dask worker) scores shares one copy."""
+    return _load_once(settings.resolved_tracking_uri, f"models:/{name}/{version}")
+
+
+def conform(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns where the model's signature expects doubles (a CSV of whole numbers
+    scored by a model trained on floats) widened to float64: MLflow refuses to do it itself."""
+    from mlflow.types import DataType
+
+    schema = model.metadata.get_input_schema()
+    doubles = {c.name for c in (schema.inputs if schema else []) if c.type == DataType.double}
+    return _widened(frame, [c for c in frame.columns if c in doubles])
+
+
+def _widened(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Integer columns (of `columns`, or all) as float64."""
+    names = frame.columns if columns is None else columns
+    integers = [c for c in names if pd.api.types.is_integer_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(integers, "float64")) if integers else frame
+
+
+def _load(tracking_uri: str, uri: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(uri)
+
+
+_load_once = functools.lru_cache(maxsize=4)(_load)

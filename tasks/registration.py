@@ -1,0 +1,136 @@
+"""Register and promote: the champion re-scored on the new test rows, and the all-or-nothing
+transaction that registers a version with its lineage, card and decision, then moves its alias."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tasks import evaluation, faults, model_card, packaging, promotion, registry, tracking
+from tasks.errors import first_line
+from tasks.outcomes import CandidateResults, Lineage
+from tasks.settings import Settings
+from tasks.splits import Splits
+from tasks.store import registry_lock
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    """The champion's scores on a run's test rows; None scores (with why) if it has none."""
+
+    version: str | None
+    scores: dict[str, float] | None
+    error: str | None
+
+
+def score_champion(settings: Settings, model_name: str, X_test, y_test) -> ChampionScores:
+    """Re-score the current champion on this run's test rows."""
+    version = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    if version is None:
+        return ChampionScores(None, None, None)
+    try:
+        model = packaging.load_model(settings, f"models:/{model_name}@{registry.CHAMPION}")
+        classes, probabilities = packaging.class_probabilities(
+            evaluation.in_chunks(model.predict, X_test)
+        )
+        scores = evaluation.score_probabilities(
+            pd.Series(y_test).astype(str).to_numpy(), probabilities, classes
+        )
+    except Exception as exc:  # a champion of another schema cannot block the record of why
+        return ChampionScores(version, None, first_line(exc))
+    return ChampionScores(version, scores, None)
+
+
+def decide(
+    settings: Settings, challenger: dict[str, float], champion: ChampionScores
+) -> promotion.PromotionDecision:
+    """The settings' promotion policy applied to the challenger and the champion."""
+    policy = promotion.PromotionPolicy(
+        metric=settings.promotion_metric,
+        margin=settings.promotion_margin,
+        guards=settings.guard_metrics,
+        tolerance=settings.guard_tolerance,
+    )
+    return promotion.decide(policy, challenger, champion.scores, champion.version, champion.error)
+
+
+def register_and_promote(
+    settings: Settings,
+    lineage: Lineage,
+    candidates: CandidateResults,
+    splits: Splits,
+    plots: list[str],
+    decision: promotion.PromotionDecision,
+    force: bool,
+) -> tuple[registry.RegisteredVersion | None, promotion.PromotionDecision]:
+    """Register the chosen candidate with its lineage, write its card, move the alias.
+
+    All or nothing: if the card, the tags or the alias fail, the new version is deleted, and
+    registrations a killed process left half-done are finished or removed first. Under the
+    registry lock the decision is checked again (compare-and-set): if another run moved the
+    champion meanwhile, this version is registered as a challenger instead; if an identical
+    job registered meanwhile, nothing is (the version is None) unless the run was forced.
+    """
+    name, run_id = lineage.model, lineage.run_id
+    faults.point(settings, "before-register")
+    with registry_lock(settings):
+        registry.repair(settings, name)
+        if not force and registry.find_job(settings, name, lineage.job_key) is not None:
+            return None, decision
+        holder = registry.alias_holder(settings, name, registry.CHAMPION)
+        decision = promotion.recheck(decision, holder)
+        logged = packaging.log_model(
+            settings, run_id, candidates.estimator, splits.features, splits.X_test.head(5)
+        )
+        version = registry.create_version(
+            settings,
+            run_id,
+            name,
+            logged,
+            lineage.tags(candidates.family),
+            description=f"{candidates.family}: {decision.alias} ({decision.reason})",
+        )
+        faults.point(settings, "after-register")
+        try:
+            record_decision(settings, lineage, version, candidates, plots, decision)
+        except BaseException:
+            registry.delete_version(settings, version)
+            raise
+        faults.point(settings, "after-alias")
+        registry.complete_registration(settings, version)
+    return version, decision
+
+
+def record_decision(
+    settings: Settings,
+    lineage: Lineage,
+    version: registry.RegisteredVersion,
+    candidates: CandidateResults,
+    plots: list[str],
+    decision: promotion.PromotionDecision,
+) -> None:
+    """The model card, the decision on the version and the run, and the alias it earned."""
+    run_id = lineage.run_id
+    card = model_card.render(lineage, version.version, candidates, decision, plots)
+    tracking.log_text(settings, run_id, card, "model_card/model_card.md")
+    tracking.log_json(settings, run_id, decision.as_dict(), "promotion/decision.json")
+    decision_tags = {
+        "promotion_decision": decision.alias,
+        "promotion_reason": decision.reason[:5000],
+        "promotion_rule": decision.rule,
+        "promotion_champion_version": decision.champion_version or "none",
+    }
+    registry.set_version_tags(settings, lineage.model, version.version, decision_tags)
+    tracking.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
+    registry.assign_alias(
+        settings,
+        lineage.model,
+        version.version,
+        decision.alias,
+        actor=f"training flow run {lineage.flow_run_id}",
+        reason=decision.reason,
+    )

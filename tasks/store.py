@@ -1,0 +1,95 @@
+"""The MLflow tracking store: a client for it, the lock that serializes registry writes on an
+embedded store, and what an unreachable tracking server looks like."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tasks.errors import PlatformError
+from tasks.settings import Settings
+
+
+class RegistryError(PlatformError):
+    """The tracking store or the registry refused or could not do what was asked."""
+
+
+_READY_STORES: set[str] = set()
+
+
+_lock_depth = threading.local()
+
+
+def client(settings: Settings):
+    """An MLflow client; the first for an embedded SQLite store also prepares it for sharing."""
+    from mlflow import MlflowClient
+
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("sqlite:///") and uri not in _READY_STORES:
+        _prepare_sqlite(settings, uri)
+        _READY_STORES.add(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _prepare_sqlite(settings: Settings, uri: str) -> None:
+    """WAL lets readers and a writer share the file; creating the tables under the registry
+    lock keeps two first runs in a new home from migrating the same database at once."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with registry_lock(settings):
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+@contextmanager
+def registry_lock(settings: Settings) -> Iterator[None]:
+    """Serialize registry writes of processes sharing an embedded store (a file lock under the
+    home). A tracking server serializes its own writes; there this is a no-op."""
+    held = getattr(_lock_depth, "value", 0)
+    if held or not settings.resolved_tracking_uri.startswith("sqlite:"):
+        _lock_depth.value = held + 1  # re-entered in this thread: already ours
+        try:
+            yield
+        finally:
+            _lock_depth.value = held
+        return
+    import fcntl
+
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.home_dir / "registry.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock_depth.value = 1
+        try:
+            yield
+        finally:
+            _lock_depth.value = 0
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_registered(mlflow_client, name: str) -> bool:
+    return bool(mlflow_client.search_registered_models(filter_string=f"name = '{name}'"))
+
+
+def unreachable(settings: Settings, exc: BaseException) -> str | None:
+    """A failure to reach the tracking server, said plainly; None for any other failure."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if isinstance(seen, requests.ConnectionError) or "Max retries exceeded" in text:
+            return (
+                f"cannot reach the MLflow tracking server at {settings.resolved_tracking_uri} "
+                "(retried with backoff): is it running? Nothing was registered and no "
+                "alias moved."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
