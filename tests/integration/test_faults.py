@@ -48,8 +48,12 @@ def assert_consistent(tracking_uri: str, model: str = "digits") -> dict[str, str
         for alias, version in sorted(client.get_registered_model(model).aliases.items()):
             aliases[str(version)] = ",".join(filter(None, [aliases[str(version)], alias]))
     if aliases:
+        from tasks.data import load_frame
+
         mlflow.set_tracking_uri(tracking_uri)
-        assert mlflow.pyfunc.load_model(f"models:/{model}@champion") is not None
+        champion = mlflow.pyfunc.load_model(f"models:/{model}@champion")
+        rows = load_frame("builtin:digits").drop(columns="target").head(5)
+        assert champion.predict(rows)["prediction"].between(0, 9).all()
     return aliases
 
 
@@ -82,7 +86,17 @@ def tracking_uri(module_home) -> str:
     return f"sqlite:///{module_home / 'mlflow.db'}"
 
 
-def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(env, tracking_uri):
+@pytest.fixture(scope="module")
+def champion(env, tracking_uri) -> str:
+    """The module's home with a champion trained by a whole, uninterrupted run."""
+    status, result, stderr = train(env)
+    assert status == 0, stderr[-2000:]
+    return result["version"]
+
+
+def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(home, prefect_api):
+    env = {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, "MLOPS_CV_FOLDS": "2"}
+    tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
     status, _, _ = train(env, failpoints={"after-fit": "kill"})
     assert status == -signal.SIGKILL
     assert assert_consistent(tracking_uri) == {}  # nothing registered by the dead run
@@ -105,7 +119,7 @@ def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(env, track
     assert flow_run.state.name == "Crashed" and "died" in flow_run.state.message
 
 
-def test_killed_right_after_creating_a_version_the_next_run_removes_it(env, tracking_uri):
+def test_killed_right_after_creating_a_version_the_next_run_removes_it(env, tracking_uri, champion):
     status, _, _ = train(env, "--force", failpoints={"after-register": "kill"})
     assert status == -signal.SIGKILL
     client = MlflowClient(tracking_uri)
@@ -113,13 +127,15 @@ def test_killed_right_after_creating_a_version_the_next_run_removes_it(env, trac
 
     status, result, stderr = train(env)
     assert status == 0, stderr[-2000:]
-    assert result["skipped"] and result["version"] == "1"  # the identical job v1 still answers
-    assert assert_consistent(tracking_uri) == {"1": "champion"}
+    assert result["skipped"] and result["version"] == champion  # the identical job answers
+    assert assert_consistent(tracking_uri) == {champion: "champion"}
     dead = client.get_run(orphan.run_id)
     assert dead.info.status == "FAILED" and "abandoned" in dead.data.tags["mlops.failure"]
 
 
-def test_killed_after_moving_the_alias_the_next_run_completes_the_version(env, tracking_uri):
+def test_killed_after_moving_the_alias_the_next_run_completes_the_version(
+    env, tracking_uri, champion
+):
     status, _, _ = train(env, "--force", failpoints={"after-alias": "kill"})
     assert status == -signal.SIGKILL
     client = MlflowClient(tracking_uri)
@@ -134,14 +150,18 @@ def test_killed_after_moving_the_alias_the_next_run_completes_the_version(env, t
     assert client.get_run(half.run_id).data.tags["mlops.recovered"] == "registration completed"
 
 
-def test_two_promotions_at_once_move_the_alias_once_with_a_true_record(env, tracking_uri):
+def test_two_promotions_at_once_move_the_alias_once_with_a_true_record(env, tracking_uri, champion):
+    status, _, stderr = train(env, "--force")  # a second version to promote
+    assert status == 0, stderr[-2000:]
     client = MlflowClient(tracking_uri)
     holder = str(client.get_model_version_by_alias("digits", "champion").version)
-    (target,) = [
-        str(v.version)
-        for v in client.search_model_versions("name = 'digits'")
-        if str(v.version) != holder
-    ]
+    target = str(
+        max(
+            int(v.version)
+            for v in client.search_model_versions("name = 'digits'")
+            if str(v.version) != holder
+        )
+    )
     history = client.get_registered_model("digits").tags["champion.history"].split(",")
     results: list[subprocess.CompletedProcess] = []
 

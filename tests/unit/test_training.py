@@ -1,8 +1,9 @@
-"""The Keras network behind the scikit-learn estimator API, and the device it trains on."""
+"""The candidates of a job: each family builds, and the baselines fit on a bounded sample."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tasks.training import CANDIDATES, build_candidate, fit_candidate
 
@@ -11,7 +12,9 @@ def test_every_candidate_family_builds(tmp_path):
     assert CANDIDATES == ("keras_mlp", "logistic_regression", "gradient_boosting")
     network = build_candidate("keras_mlp", epochs=7, seed=3, checkpoint_dir=tmp_path)
     assert (network.epochs, network.checkpoint_dir) == (7, tmp_path)
-    assert hasattr(build_candidate("gradient_boosting", epochs=7, seed=3), "fit")
+    assert build_candidate("gradient_boosting", epochs=7, seed=3).random_state == 3
+    with pytest.raises(ValueError, match="choose one of logistic_regression, gradient_boosting"):
+        build_candidate("svm", epochs=7, seed=3)
 
 
 def test_baselines_fit_on_a_bounded_seeded_sample_of_the_training_rows(digits):
