@@ -1,5 +1,5 @@
 """The training flow's steps: thin Prefect tasks around the plain functions of `tasks/`, each
-recording what it did on the MLflow run; the candidates' fan-out; the approval gate.
+recording what it did on the MLflow run; and the candidates' fan-out.
 
 Two kinds of step. A `step` passes DataFrames and fitted models in memory (hashing them for a
 cache key would be waste). A `job_step` (fitting, cross-validation) persists its result under
@@ -19,8 +19,6 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.input import RunInput
-from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from flows.results import result_storage
@@ -50,6 +48,7 @@ from tasks.store import registry_lock
 from tasks.sweep import search_space
 
 logger = logging.getLogger(__name__)
+
 
 step = task(cache_policy=NO_CACHE)
 
@@ -396,34 +395,3 @@ def register_and_promote(
     return registration.register_and_promote(
         settings, lineage, candidates, splits, plots, decision, force
     )
-
-
-class Approval(RunInput):
-    """What the Prefect UI asks a reviewer when a new version would become champion."""
-
-    approve: bool = Field(description="Promote this version to champion?")
-    reviewer: str = Field(default="", description="Who decides")
-    comment: str = Field(default="", description="Why")
-
-
-def approval_gate(
-    decision: promotion.PromotionDecision, required: bool, timeout_seconds: int
-) -> promotion.PromotionDecision:
-    """Pause the flow run for a person's answer, only when it would promote and must be asked."""
-    if not (required and decision.promote):
-        return decision
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-
-    logger.info(
-        "Waiting up to %d s for approval in the Prefect UI: %s", timeout_seconds, decision.reason
-    )
-    try:
-        answer = pause_flow_run(wait_for_input=Approval, timeout=timeout_seconds, key="approval")
-    except FlowPauseTimeout:
-        # Prefect fails an expired pause itself; say so plainly, and register nothing.
-        raise promotion.ApprovalExpiredError(
-            f"no answer to the approval request within {timeout_seconds} s: "
-            "nothing registered, champion unchanged"
-        ) from None
-    return promotion.review(decision, answer.approve, answer.reviewer, answer.comment)

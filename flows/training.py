@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from prefect import flow
 
+from flows.approval import approval_gate
 from flows.runs import FLOW_RUN_TAG
 from flows.steps import (
-    approval_gate,
     check_drift,
     check_storage,
     decide_promotion,
