@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftMode
+from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice
 
 app = typer.Typer(
     name="mlops",
@@ -81,9 +81,9 @@ def train(
         ),
     ] = 60,
     drift: Annotated[
-        DriftMode,
+        DriftChoice,
         typer.Option(help="On drift from the champion's training data: warn, or fail first."),
-    ] = DriftMode.warn,
+    ] = DriftChoice.warn,
     force: Annotated[
         bool,
         typer.Option(

@@ -42,7 +42,7 @@ def training_flow(
     suite: str | None = None,
     model_name: str = "digits",
     epochs: Epochs = 60,
-    drift_mode: DriftMode = DriftMode.warn,
+    drift_mode: DriftMode = "warn",
     force: bool = False,
     require_approval: bool = False,
     approval_timeout_seconds: Seconds = 3600,

@@ -4,7 +4,7 @@ options and the flows' signatures (the forms of the Prefect UI) both read them f
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
@@ -12,9 +12,7 @@ EPOCHS_MIN, EPOCHS_MAX = 1, 10_000
 Epochs = Annotated[int, Field(ge=EPOCHS_MIN, le=EPOCHS_MAX)]
 Seconds = Annotated[int, Field(ge=1)]
 
-
-class DriftMode(StrEnum):
-    """What a training job does on drift from the champion's training data."""
-
-    warn = "warn"
-    fail = "fail"
+# What a training job does on drift from the champion's training data: the flow's parameter
+# (a choice in the UI's form) and, with the same values, the command's option.
+DriftMode = Literal["warn", "fail"]
+DriftChoice = StrEnum("DriftChoice", {mode: mode for mode in get_args(DriftMode)})
