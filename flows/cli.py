@@ -446,8 +446,8 @@ def main() -> None:
 
     Python's exit joins threads, runs the exit hooks (Prefect sends its last logs and events
     there), flushes the streams, and then tears every module down: with TensorFlow, MLflow,
-    Prefect and Great Expectations loaded, that took 1.7 s of a 19 s `mlops train`, after
-    everything was stored and printed. A hook registered here, before any library registers
+    Prefect and Great Expectations loaded, that is a noticeable wait after everything was
+    stored and printed (see docs/decisions.md). A hook registered here, before any library registers
     its own, runs after all of theirs and ends the process there.
     """
     import atexit

@@ -20,7 +20,7 @@ class DaskUnreachableError(PlatformError):
 
 def check_scheduler(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, in one line, when nothing listens at the scheduler's address
-    (distributed itself waits 30 s and then raises a bare OSError)."""
+    (distributed itself waits out its own connect timeout and then raises a bare OSError)."""
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     if not parsed.hostname or not parsed.port:
         raise DaskUnreachableError(
@@ -47,10 +47,10 @@ def task_runner(settings: Settings, local_workers: int) -> TaskRunner:
 def _dask_task_runner(address: str) -> TaskRunner:
     """prefect-dask's task runner, submitting a task for a fraction of its cost.
 
-    For every task it submits, prefect-dask serializes all of Prefect's settings (13 ms here,
-    the same value each time) and names the Dask task by pickling and hashing its function and
-    arguments (~10 ms; PrefectHQ/prefect#18191): 1.5 s of the flow process for the default
-    sweep's 55 tasks, on the cores the folds need. This one serializes the settings once per
+    For every task it submits, prefect-dask serializes all of Prefect's settings (the same
+    value each time) and names the Dask task by pickling and hashing its function and
+    arguments (PrefectHQ/prefect#18191), which takes the flow process's CPU from the cores the
+    folds need (see docs/decisions.md). This one serializes the settings once per
     `map` and gives each task a random key (its Prefect task run id is unique anyway).
     """
     from prefect_dask import DaskTaskRunner

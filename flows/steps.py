@@ -31,7 +31,6 @@ from tasks import (
     evaluation,
     faults,
     jobs,
-    promotion,
     registration,
     registry,
     snapshots,
@@ -41,7 +40,7 @@ from tasks import (
     validation,
 )
 from tasks.checkpoints import claimed
-from tasks.outcomes import CandidateResults, Lineage, TrainingResult
+from tasks.outcomes import CandidateResults, TrainingResult
 from tasks.settings import Settings
 from tasks.splits import Splits, check_target, split_frame
 from tasks.store import registry_lock
@@ -312,9 +311,10 @@ def fit_candidates(
     """Fit and score the network and the baselines, and choose the best.
 
     The baselines fit and score one after another, on one thread (OpenMP's and BLAS's), on a
-    worker thread beside the network's fit: TensorFlow keeps 1.4 of 2 cores busy, so they
-    mostly use what it leaves. The network fits in the flow's own thread, where Ctrl-C stops
-    it (a worker thread would run on to the last epoch before the process could leave).
+    worker thread beside the network's fit: TensorFlow does not keep every core busy, so they
+    mostly use what it leaves (see docs/decisions.md). The network fits in the flow's own
+    thread, where Ctrl-C stops it (a worker thread would run on to the last epoch before the
+    process could leave).
     """
     fit = persisted(fit_candidate, result_storage(settings), force)
     fitted, scored, after = {}, {}, []
@@ -374,24 +374,6 @@ def score_champion(
     return registration.score_champion(settings, model_name, splits.X_test, splits.y_test)
 
 
-@step(name="decide promotion")
-def decide_promotion(
-    settings: Settings, challenger: dict[str, float], champion: registration.ChampionScores
-) -> promotion.PromotionDecision:
-    return registration.decide(settings, challenger, champion)
-
-
-@step(name="register and promote")
-def register_and_promote(
-    settings: Settings,
-    lineage: Lineage,
-    candidates: CandidateResults,
-    splits: Splits,
-    plots: list[str],
-    decision: promotion.PromotionDecision,
-    force: bool,
-) -> tuple[registry.RegisteredVersion | None, promotion.PromotionDecision]:
-    """See `registration.register_and_promote`: all or nothing."""
-    return registration.register_and_promote(
-        settings, lineage, candidates, splits, plots, decision, force
-    )
+# Steps that are a plain function of tasks/ as it is.
+decide_promotion = step(name="decide promotion")(registration.decide)
+register_and_promote = step(name="register and promote")(registration.register_and_promote)

@@ -148,7 +148,7 @@ def run_sweep(
     summaries = [sweep.summarize(scores) for scores in fold_scores]
     best = sweep.best_index(summaries, settings.promotion_metric)
     # The winner refits on a thread of this process while the candidates' nested runs are
-    # logged: the two are independent, and the logging (0.3 s) left the refit's cores idle.
+    # logged: the two are independent, and the refit's cores would sit idle during the logging.
     with ThreadPoolTaskRunner(max_workers=1) as beside:
         refit = beside.submit(
             refit_best,

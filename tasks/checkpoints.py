@@ -21,8 +21,8 @@ class FitProgress:
 
     A fit that resumes from it stops when, and keeps the weights that, the uninterrupted fit
     would have. Keras's BackupAndRestore restores the first two but not the early stopping,
-    and writes them as HDF5: 10 ms an epoch, 0.6 s of the default job; as NumPy's .npz they
-    take 1.4 ms. Each file is written whole before progress.json names it.
+    and writes them as HDF5, which takes several times as long each epoch as NumPy's .npz
+    (see docs/decisions.md). Each file is written whole before progress.json names it.
     """
 
     def __init__(self, folder: Path, stop):

@@ -204,9 +204,10 @@ def _numeric_blocks(file) -> pd.DataFrame | None:
     of columns of one type, so the frame costs its own size and little more.
 
     pandas's reader holds the file's decoded table and the frame it converts it into at once,
-    and Arrow's allocator keeps what it freed: a 244 MiB file of float32 features took 950 MiB
-    to load, and 280 MiB this way (row group by row group: 480 MiB, each group's decoding
-    buffers at once). The frame is the same (``DataFrame.equals``): one block per run, as
+    and Arrow's allocator keeps what it freed, so a load peaks at several times the frame's
+    size; read a column at a time, it holds little more than the frame (row group by row
+    group, it would hold each group's decoding buffers at once; see docs/decisions.md). The
+    frame is the same (``DataFrame.equals``): one block per run, as
     pandas consolidates, floats' nulls as NaN. None for an integer column with nulls (pandas
     makes it float): the general reader takes that file.
     """
@@ -295,9 +296,10 @@ class TableFile:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                # A column's dictionary gives up at 64 KiB instead of 1 MiB: columns of a few
-                # distinct values (pixels, categories) still get one, and 1M rows of 64 float32
-                # features wrote in 0.36 s instead of 1.05 s (the file 12% smaller).
+                # A column's dictionary gives up far sooner than pyarrow's default: columns of
+                # a few distinct values (pixels, categories) still get one, and columns of
+                # many (float features) soon fall back to plain encoding, which writes faster
+                # and smaller (see docs/decisions.md).
                 self._parquet = pq.ParquetWriter(
                     self.path, table.schema, dictionary_pagesize_limit=65_536
                 )

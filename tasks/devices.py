@@ -13,11 +13,11 @@ _DATA_PARALLEL = {"tensorflow": "mirrored", "jax": "data_parallel"}
 
 
 # Batches TensorFlow runs per call of the compiled training step (Keras's steps_per_execution).
-# A batch of this small network is little arithmetic next to a call of the compiled function:
-# on digits a sweep's fold took 1.6 s at one batch per call and 1.3 s at 32, and two folds side
-# by side slowed each other by 18% at one and by 4% at 32 (fewer hand-offs between Python's
-# thread and TensorFlow's). Keras runs at most an epoch per call; the trained weights are the
-# same. On JAX the steps are a Python loop anyway, and PyTorch refuses anything but 1.
+# A batch of this small network is little arithmetic next to a call of the compiled function,
+# so several batches a call make a fold faster, and folds side by side slow each other less
+# with fewer hand-offs between Python's thread and TensorFlow's (see docs/decisions.md).
+# Keras runs at most an epoch per call; the trained weights are the same. On JAX the steps are
+# a Python loop anyway, and PyTorch refuses anything but 1.
 _TF_STEPS_PER_EXECUTION = 32
 
 

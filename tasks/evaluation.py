@@ -58,8 +58,8 @@ def test_scores(estimator: ClassifierMixin, X_test, y_test) -> tuple[dict[str, f
 def in_chunks(predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame) -> Any:
     """``predict`` of the rows, SCORING_ROWS at a time, the parts joined (arrays or frames):
     the copies a model makes of its input (gradient boosting's float64, the network's tensor,
-    MLflow's schema enforcement) stay that small. On 200k rows x 64 float32 features, scoring
-    the three candidates at once peaked 170 MiB higher."""
+    MLflow's schema enforcement) stay that small, so scoring adds little to the job's peak
+    memory (see docs/decisions.md)."""
     parts = [
         predict(X.iloc[start : start + SCORING_ROWS]) for start in range(0, len(X), SCORING_ROWS)
     ]

@@ -35,7 +35,7 @@ _ADAPT_BATCHES = 200
 
 
 # The network's feature scaling is set from at most this many of the training rows (NumPy's
-# variance of 600k rows held a copy of them).
+# variance holds a copy of the rows it is given).
 SCALING_ROWS = 100_000
 
 

@@ -23,7 +23,8 @@ MODEL_CODE = Path(__file__).with_name("classifier_model.py")
 
 
 def pip_requirements(kind: str) -> list[str]:
-    """Pinned requirements of a registered model, so MLflow need not infer them (~14 s)."""
+    """Pinned requirements of a registered model, so MLflow need not infer them: it would load
+    the model in a child process to see what it imports (see docs/decisions.md)."""
     names = ["mlflow", "pandas", "numpy", "scikit-learn"]
     if kind == "keras":
         import keras

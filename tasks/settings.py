@@ -186,7 +186,7 @@ class Settings(BaseSettings):
             os.environ.setdefault(name, value)
         self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):
-            os.environ["PREFECT_API_URL"] = running  # spare Prefect's ~15 s ephemeral start-up
+            os.environ["PREFECT_API_URL"] = running  # spare Prefect's ephemeral start-up
 
     @property
     def resolved_prefect_api_url(self) -> str | None:

@@ -60,8 +60,8 @@ def split_frame(
     except ValueError as exc:
         raise DataLoadError(f"cannot split {target!r} into stratified sets: {exc}") from exc
     # One copy of the rows, in the sets' order; each set is a slice of it (a view). Taken set
-    # by set, the rows were copied twice over (the rest, then train and validation from it):
-    # on 1M rows of 244 MiB, 510 MiB at the peak instead of 250.
+    # by set, the rows were copied twice over (the rest, then train and validation from it),
+    # which put a second copy on the job's peak memory (see docs/decisions.md).
     taken = frame.take(np.concatenate([train, val, test]))
     features, labels = taken.drop(columns=[target]), taken[target]
     ends = np.cumsum([len(train), len(val)])

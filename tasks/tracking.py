@@ -180,9 +180,9 @@ def log_dataset(
     dataset = mlflow.data.from_pandas(
         frame, source=snapshot.uri, targets=target, name=name, digest=snapshot.sha256[:12]
     )
-    # MLflow infers the schema by testing every value in Python (34 s on 1M rows x 65): the
-    # same schema from a sample, each column's nullability from pandas over all the rows,
-    # stored where the dataset's cached `schema` property looks first.
+    # MLflow infers the schema by testing every value in Python, too slow for large data
+    # (see docs/decisions.md): the same schema from a sample, each column's nullability from
+    # pandas over all the rows, stored where the dataset's cached `schema` property looks first.
     dataset.__dict__["schema"] = _frame_schema(frame)
     client(settings).log_inputs(
         run_id,

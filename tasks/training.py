@@ -41,11 +41,9 @@ def fit_candidate(
     rows gradient boosting alone would take longer than the network it is there to check.
     It fits on one thread (OpenMP's and BLAS's): on so few rows a second one only adds waits
     at every split, and each wait is a sleep under the OMP_WAIT_POLICY=PASSIVE that keeps
-    concurrent jobs from starving each other (see Settings.prepare). Gradient boosting on
-    digits took 1.5 s on two threads, 0.8 s on one; on 20,000 rows 0.8 s either way. The
-    training flow fits the baselines beside the network, where a second thread fights
-    TensorFlow's: logistic regression on 20,000 rows took 4.7 s on two BLAS threads, 0.6 s
-    on one.
+    concurrent jobs from starving each other (see Settings.prepare). The training flow fits
+    the baselines beside the network, where a second thread would also fight TensorFlow's for
+    the cores (figures in docs/decisions.md).
     """
     if isinstance(estimator, KerasMLPClassifier):
         return estimator.fit(X_train, y_train, validation_data=(X_val, y_val))

@@ -143,9 +143,9 @@ def validate_frame(
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.execution_engine import pandas_execution_engine
 
-    # GX fingerprints every batch under 1 GB (an md5 over pandas' row hashes: 0.4 s of 1.4 s
-    # on 1M rows x 65 columns) for a batch marker nothing here reads; bigger ones it already
-    # leaves unhashed. Our own sha256 of the rows is the snapshot's.
+    # GX fingerprints every batch under 1 GB (an md5 over pandas' row hashes, a large share of
+    # the validation) for a batch marker nothing here reads; bigger ones it already leaves
+    # unhashed. Our own sha256 of the rows is the snapshot's.
     pandas_execution_engine.HASH_THRESHOLD = 0
 
     spec = _without_columns(json.loads(suite_path.read_text()), ignore_columns)
