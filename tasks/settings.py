@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -182,8 +182,7 @@ class Settings(BaseSettings):
             os.environ["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
             os.environ["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint_url
         os.environ.setdefault("PREFECT_HOME", str(self.home_dir / "prefect"))
-        for name, value in PROCESS_DEFAULTS.items():
-            os.environ.setdefault(name, value)
+        _apply_process_defaults()
         self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):
             os.environ["PREFECT_API_URL"] = running  # spare Prefect's ephemeral start-up
@@ -276,6 +275,13 @@ PROCESS_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,flows",
 }
+
+
+@cache
+def _apply_process_defaults() -> None:
+    """`PROCESS_DEFAULTS`, once per process, where the environment does not set them."""
+    for name, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def load_settings() -> Settings:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
-from tasks.settings import PROCESS_DEFAULTS, Settings, load_settings
+from tasks.settings import PROCESS_DEFAULTS, Settings
 
 
-def test_an_entry_point_sets_the_libraries_variables_but_never_a_users_own(home, monkeypatch):
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice
-    monkeypatch.delenv("DO_NOT_TRACK", raising=False)
-    monkeypatch.delenv("PREFECT_HOME", raising=False)
-    settings = load_settings()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-    assert os.environ["DO_NOT_TRACK"] == PROCESS_DEFAULTS["DO_NOT_TRACK"] == "1"
-    assert os.environ["PREFECT_HOME"] == str(home / "prefect")
-    assert settings.home_dir == home and (home / "artifacts").is_dir()
+def test_an_entry_point_sets_the_libraries_variables_but_never_a_users_own(home):
+    """In a process of its own, as a command starts: the variables are read at import."""
+    env = {k: v for k, v in os.environ.items() if k not in {*PROCESS_DEFAULTS, "PREFECT_HOME"}}
+    env.update(OMP_WAIT_POLICY="ACTIVE", MLOPS_HOME=str(home))  # the user's choice stays
+    code = "import json, os; from tasks.settings import load_settings; load_settings(); "
+    code += "print(json.dumps(dict(os.environ)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(done.stdout)
+    assert seen["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert seen["DO_NOT_TRACK"] == PROCESS_DEFAULTS["DO_NOT_TRACK"] == "1"
+    assert seen["PREFECT_HOME"] == str(home / "prefect") and (home / "artifacts").is_dir()
 
 
 def test_every_credential_is_masked_in_text(home, monkeypatch):
