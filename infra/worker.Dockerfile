@@ -6,8 +6,12 @@ COPY pyproject.toml README.md ./
 COPY flows ./flows
 COPY tasks ./tasks
 COPY expectations ./expectations
+# uid 1000: the Dask TLS keys of infra/make-certs.sh, mounted read-only, are readable by their
+# owner only (docs/security.md).
 RUN pip install --no-cache-dir . \
-    && useradd --create-home mlops
+    && useradd --create-home --uid 1000 mlops
+# The one-shot that makes MLflow's accounts (compose service and Kubernetes Job mlflow-accounts).
+COPY infra/mlflow-accounts.py ./infra/mlflow-accounts.py
 USER mlops
 ENV MLOPS_HOME=/home/mlops/.mlops \
     MLOPS_SUITES_DIR=/opt/mlops/expectations \
