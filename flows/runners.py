@@ -10,8 +10,11 @@ from urllib.parse import urlparse
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tasks.errors import PlatformError
+from tasks.errors import PlatformError, first_line
 from tasks.settings import Settings
+
+# A scheduler that accepts the connection answers Dask's handshake at once, or never.
+_HANDSHAKE_SECONDS = 10
 
 
 class DaskUnreachableError(PlatformError):
@@ -22,9 +25,10 @@ def check_scheduler(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, in one line, when nothing listens at the scheduler's address
     (distributed itself waits out its own connect timeout and then raises a bare OSError)."""
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    if not parsed.hostname or not parsed.port:
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not parsed.port:
         raise DaskUnreachableError(
-            f"MLOPS_DASK_ADDRESS={address!r} is not a scheduler address: use tcp://host:port"
+            f"MLOPS_DASK_ADDRESS={address!r} is not a scheduler address: use tcp://host:port "
+            "(tls://host:port for a cluster with TLS)"
         )
     try:
         socket.create_connection((parsed.hostname, parsed.port), timeout=timeout).close()
@@ -40,11 +44,38 @@ def task_runner(settings: Settings, local_workers: int) -> TaskRunner:
     or `local_workers` threads here."""
     if settings.dask_address:
         check_scheduler(settings.dask_address)
-        return _dask_task_runner(settings.dask_address)
+        return _dask_task_runner(settings.dask_address, dask_security(settings))
     return ThreadPoolTaskRunner(max_workers=local_workers)
 
 
-def _dask_task_runner(address: str) -> TaskRunner:
+def dask_security(settings: Settings):
+    """distributed's `Security` for a tls:// scheduler (mutual TLS: the cluster's CA, and this
+    client's certificate and key); None for a tcp:// one."""
+    files = {
+        "MLOPS_DASK_TLS_CA_FILE": settings.dask_tls_ca_file,
+        "MLOPS_DASK_TLS_CERT": settings.dask_tls_cert,
+        "MLOPS_DASK_TLS_KEY": settings.dask_tls_key,
+    }
+    if not str(settings.dask_address).startswith("tls://"):
+        return None
+    if missing := [name for name, path in files.items() if path is None]:
+        raise DaskUnreachableError(
+            f"MLOPS_DASK_ADDRESS={settings.dask_address} is a TLS scheduler: set "
+            f"{', '.join(missing)} (see docs/security.md)"
+        )
+    if unreadable := [f"{name}={path}" for name, path in files.items() if not path.is_file()]:
+        raise DaskUnreachableError(f"cannot read {', '.join(unreadable)}")
+    from distributed import Security
+
+    return Security(
+        tls_ca_file=str(settings.dask_tls_ca_file),
+        tls_client_cert=str(settings.dask_tls_cert),
+        tls_client_key=str(settings.dask_tls_key),
+        require_encryption=True,
+    )
+
+
+def _dask_task_runner(address: str, security) -> TaskRunner:
     """prefect-dask's task runner, submitting a task for a fraction of its cost.
 
     For every task it submits, prefect-dask serializes all of Prefect's settings (the same
@@ -57,6 +88,13 @@ def _dask_task_runner(address: str) -> TaskRunner:
     from prefect_dask.task_runners import PrefectDaskFuture
 
     class QuickSubmitDaskTaskRunner(DaskTaskRunner):
+        @property
+        def client(self):
+            try:
+                return super().client
+            except (OSError, TimeoutError) as exc:  # the handshake failed, or timed out
+                raise DaskUnreachableError(_refusal(address, security, exc)) from None
+
         def map(self, task, parameters, wait_for=None):
             with _settings_serialized_once():
                 return super().map(task, parameters, wait_for)
@@ -72,7 +110,21 @@ def _dask_task_runner(address: str) -> TaskRunner:
             )
             return PrefectDaskFuture(wrapped_future=future, task_run_id=future.task_run_id)
 
-    return QuickSubmitDaskTaskRunner(address=address)
+    client_kwargs = {"timeout": _HANDSHAKE_SECONDS}
+    if security is not None:
+        client_kwargs["security"] = security
+    return QuickSubmitDaskTaskRunner(address=address, client_kwargs=client_kwargs)
+
+
+def _refusal(address: str, security, exc: BaseException) -> str:
+    """Why a scheduler that accepts connections would not talk to this client, in one line."""
+    hint = (
+        "does the cluster's CA sign MLOPS_DASK_TLS_CERT?"
+        if security is not None
+        else "if the cluster uses TLS, use tls://HOST:PORT with MLOPS_DASK_TLS_CA_FILE, "
+        "MLOPS_DASK_TLS_CERT and MLOPS_DASK_TLS_KEY"
+    )
+    return f"the Dask scheduler at {address} refused this client ({first_line(exc)}): {hint}"
 
 
 @contextlib.contextmanager

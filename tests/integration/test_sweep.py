@@ -39,34 +39,68 @@ def splits(digits):
     return split_frame(digits, "target", 0.2, 0.2, 42)
 
 
-@pytest.fixture(scope="module")
-def dask_cluster(free_port, prefect_api):
-    """`dask scheduler` and two `dask worker --nthreads 1` processes on loopback."""
-    from distributed import Client
+ROOT = Path(__file__).resolve().parents[2]
 
+
+def make_certificates(folder: Path) -> Path:
+    """A CA and the scheduler's, workers' and client's certificates, as the stack makes them."""
+    subprocess.run(
+        ["bash", str(ROOT / "infra" / "make-certs.sh"), str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(free_port, prefect_api, tmp_path_factory):
+    """`dask scheduler` and two `dask worker --nthreads 1` processes on loopback, with the
+    stack's mutual TLS; `env` is what the platform is given to use it."""
+    from distributed import Client, Security
+
+    certs = make_certificates(tmp_path_factory.mktemp("certs") / "certs")
     port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"tls://127.0.0.1:{port}"
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     processes: list[subprocess.Popen] = []
 
-    def start(*args: str) -> None:
-        command = [DASK, *args, "--host", "127.0.0.1", "--no-dashboard"]
+    def start(role: str, *args: str) -> None:
+        tls = ["--tls-ca-file", str(certs / "ca.crt")]
+        tls += ["--tls-cert", str(certs / f"{role}.crt"), "--tls-key", str(certs / f"{role}.key")]
+        command = [DASK, role, *args, *tls, "--host", "127.0.0.1", "--no-dashboard"]
         processes.append(
             subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
 
+    platform = {
+        "MLOPS_DASK_ADDRESS": address,
+        "MLOPS_DASK_TLS_CA_FILE": str(certs / "ca.crt"),
+        "MLOPS_DASK_TLS_CERT": str(certs / "client.crt"),
+        "MLOPS_DASK_TLS_KEY": str(certs / "client.key"),
+    }
+    security = Security(
+        tls_ca_file=str(certs / "ca.crt"),
+        tls_client_cert=str(certs / "client.crt"),
+        tls_client_key=str(certs / "client.key"),
+        require_encryption=True,
+    )
     try:
-        start("scheduler", "--port", str(port))
+        start("scheduler", "--protocol", "tls", "--port", str(port))
         for name in ("worker-a", "worker-b"):
             start("worker", address, "--nthreads", "1", "--name", name)
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60, security=security, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
-            yield {"address": address, "client": client}
+            yield {"address": address, "client": client, "env": platform}
     finally:
         for process in reversed(processes):
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+def use_cluster(monkeypatch, cluster) -> None:
+    for name, value in cluster["env"].items():
+        monkeypatch.setenv(name, value)
 
 
 @flow(name="training")
@@ -136,7 +170,7 @@ def test_sweep_on_dask_runs_on_both_workers_and_logs_nested_runs(
 
     monkeypatch.setattr(SettingsContext, "serialize", counted)
     client = dask_cluster["client"]
-    monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"])
+    use_cluster(monkeypatch, dask_cluster)
     settings = load_settings()
     settings.prepare()
     candidates = search_space("grid", settings.seed, space=TINY)
@@ -210,7 +244,7 @@ def test_predict_on_dask_scores_partitions_on_both_workers_in_input_order(
 
     monkeypatch.delenv("MLOPS_DASK_ADDRESS", raising=False)
     assert training_flow(epochs=EPOCHS)["alias"] == "champion"  # a model to score with
-    monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"])
+    use_cluster(monkeypatch, dask_cluster)
     monkeypatch.setenv("MLOPS_PARTITION_ROWS", "200")
     monkeypatch.setenv("MLOPS_OUTPUT_ROOTS", json.dumps([str(tmp_path)]))
     features = digits.drop(columns="target")
@@ -232,3 +266,27 @@ def test_predict_on_dask_scores_partitions_on_both_workers_in_input_order(
     assert len(partitions) == 9  # 1797 rows, 200 at a time
     names = {address: w["id"] for address, w in client.scheduler_info()["workers"].items()}
     assert {names[t["worker"]] for t in partitions} == {"worker-a", "worker-b"}
+
+
+def test_the_tls_cluster_refuses_a_client_without_a_certificate_of_its_ca(
+    dask_cluster, module_home, monkeypatch, tmp_path
+):
+    from flows.runners import DaskUnreachableError, task_runner
+
+    def connect() -> None:
+        with task_runner(load_settings(), local_workers=1) as runner:
+            assert runner.client.scheduler_info()["workers"]  # connecting is what is tried
+
+    use_cluster(monkeypatch, dask_cluster)
+    monkeypatch.setenv("MLOPS_DASK_ADDRESS", dask_cluster["address"].replace("tls:", "tcp:"))
+    with pytest.raises(DaskUnreachableError, match=r"refused this client .*use tls://HOST:PORT"):
+        connect()
+    stranger = make_certificates(tmp_path / "other")  # a CA the cluster does not trust
+    use_cluster(monkeypatch, dask_cluster)
+    monkeypatch.setenv("MLOPS_DASK_TLS_CERT", str(stranger / "client.crt"))
+    monkeypatch.setenv("MLOPS_DASK_TLS_KEY", str(stranger / "client.key"))
+    with pytest.raises(DaskUnreachableError, match="refused this client"):
+        connect()
+    monkeypatch.delenv("MLOPS_DASK_TLS_KEY")
+    with pytest.raises(DaskUnreachableError, match="is a TLS scheduler: set MLOPS_DASK_TLS_KEY"):
+        connect()
