@@ -116,6 +116,7 @@ def train(
     from tasks.jobs import check_inputs
 
     _run(check_inputs, settings, data, model_name, suite)
+    _prefect_api(settings)
     from flows.training import training_flow
 
     result = _run(
@@ -306,7 +307,7 @@ def predict(
     as_json: JsonOption = False,
 ) -> None:
     """Score a batch with a registered model (its suite checks the input first)."""
-    _prepare()
+    _prefect_api(_prepare())
     from flows.inference import predict_flow
 
     result = _run(predict_flow, data_uri=data, output_uri=output, model=model)
@@ -323,9 +324,10 @@ def predict(
 def serve() -> None:
     """Publish retrain (on MLOPS_RETRAIN_CRON), promote, rollback and predict, and run them."""
     settings = _prepare()
+    _prefect_api(settings)
     from flows.deployments import serve_deployments
 
-    api = settings.resolved_prefect_api_url or "Prefect's ephemeral local API"
+    api = settings.resolved_prefect_api_url
     typer.echo(f"Serving to the Prefect API at {api}; Ctrl-C stops.", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Prefect usually handles Ctrl-C itself
         _run(serve_deployments, settings)
@@ -378,6 +380,20 @@ def _prepare():
     _configure_logging(_state["debug"])
     settings.install_redaction()  # again: the handlers configured since mask them too
     return settings
+
+
+def _prefect_api(settings) -> None:
+    """Flow runs report to a Prefect API: the configured one, else a server of this command's
+    own (see `flows.local.command_prefect_api`). Called before Prefect is imported, which
+    reads PREFECT_API_URL then; the server stops at exit, after the exit hooks Prefect
+    registers on import have sent its last logs and events."""
+    import atexit
+
+    from flows import local
+
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
+    _run(stack.enter_context, local.command_prefect_api(settings))
 
 
 def _configure_logging(debug: bool) -> None:

@@ -1,4 +1,5 @@
-"""`mlops up` / `mlops down`: a Prefect server (API and UI) and an MLflow UI for this home."""
+"""Local servers: `mlops up` / `mlops down` (a Prefect server with its UI and an MLflow UI for
+this home), and the Prefect API server a command starts for itself when it has none."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -134,3 +137,69 @@ def _terminate(pids: list[int], grace: float = 10.0) -> None:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+@contextlib.contextmanager
+def command_prefect_api(settings: Settings) -> Iterator[None]:
+    """The Prefect API a command's flow runs report to: the configured one (PREFECT_API_URL,
+    or `mlops up`'s), else a server of the command's own on a free loopback port.
+
+    That server ends with the command, even one killed by SIGKILL: the kernel sends it
+    SIGTERM when its parent dies (Linux's parent-death signal). Prefect's own ephemeral server,
+    started the same way but without it, outlives a killed command for ever.
+    """
+    if settings.resolved_prefect_api_url:
+        yield
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logs = settings.home_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"prefect-api-{os.getpid()}.log"
+    env = settings.subprocess_env(
+        drop=("PREFECT_API_URL",),
+        PREFECT_UI_ENABLED="0",
+        PREFECT__SERVER_EPHEMERAL="1",  # what Prefect sets for its own: no background services
+        PREFECT__SERVER_FINAL="1",
+    )
+    command = [
+        *(sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"),
+    ]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Started before the command has threads of its own, so a pre-exec hook is safe.
+            preexec_fn=_ended_with(os.getpid()) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/api"
+        _wait(lambda: _healthy(f"{url}/health"), "Prefect's API server", server, log, 120)
+        settings.use_prefect_api(url)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    log.unlink(missing_ok=True)
+
+
+def _ended_with(parent: int):
+    """What the server's process runs before the server: SIGTERM for it when ``parent`` dies."""
+
+    def die_with_parent() -> None:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was asked for
+            os._exit(1)
+
+    return die_with_parent

@@ -193,6 +193,11 @@ class Settings(BaseSettings):
         None: Prefect's ephemeral local API."""
         return self.prefect_api_url or self.running_prefect_api()
 
+    def use_prefect_api(self, url: str) -> None:
+        """Point this process's Prefect client at ``url`` (read when Prefect is imported)."""
+        self.prefect_api_url = url
+        os.environ["PREFECT_API_URL"] = url
+
     def subprocess_env(self, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
         """This process's environment for a child process, less ``drop``, plus ``extra``."""
         env = {name: value for name, value in os.environ.items() if name not in drop}

@@ -249,3 +249,28 @@ def test_s3_server_stopped_during_registration(prefect_api, home, private_s3, wa
     assert private_s3["endpoint"] in stderr and "nothing registered" in stderr
     assert "Traceback" not in stderr
     assert assert_consistent(f"sqlite:///{home / 'mlflow.db'}") == {}
+
+
+def test_a_killed_command_leaves_no_process_behind(home, wait_for):
+    """`mlops train` killed with SIGKILL (the OOM killer, an evicted pod) with no Prefect API
+    configured: the API server it started for itself ends with it."""
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["MLOPS_FAILPOINTS"] = json.dumps({"before-register": "pause"})
+    run = subprocess.Popen(
+        [MLOPS, "train", "--epochs", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for((home / "failpoints" / "before-register").exists, 600, "registration")
+        started = psutil.Process(run.pid).children(recursive=True)
+        servers = [p for p in started if "prefect.server.api.server:create_app" in p.cmdline()]
+        assert servers, [p.cmdline() for p in started]
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []
