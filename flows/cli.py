@@ -442,12 +442,18 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    from flows.runs import refused_by_prefect
     from tasks.errors import PlatformError
-    from tasks.store import unreachable
+    from tasks.store import refused, unreachable
 
     if isinstance(exc, PlatformError):
         return str(exc)
-    if plain := unreachable(_state["settings"], exc):
+    settings = _state["settings"]
+    if (
+        plain := unreachable(settings, exc)
+        or refused(settings, exc)
+        or refused_by_prefect(settings, exc)
+    ):
         return plain
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
 

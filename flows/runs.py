@@ -39,3 +39,24 @@ def mark_crashed(flow_run_id: str | None, why: str) -> None:
                 prefect_client.set_flow_run_state(flow_run_id, Crashed(message=why), force=True)
     except Exception as exc:  # e.g. a run of another Prefect server: the MLflow record stands
         logger.warning("Could not mark flow run %s crashed: %s", flow_run_id, exc)
+
+
+def refused_by_prefect(settings: Settings, exc: BaseException) -> str | None:
+    """A Prefect API that refused this client (401, 403), said plainly; None otherwise."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.HTTPStatusError) and seen.response.status_code in (401, 403):
+            fix = (
+                "PREFECT_API_AUTH_STRING is not the server's user:password"
+                if settings.prefect_api_auth_string
+                else "set PREFECT_API_AUTH_STRING to the server's user:password"
+            )
+            response = seen.response
+            return (
+                f"the Prefect API at {settings.resolved_prefect_api_url} refused this client "
+                f"({response.status_code} {response.reason_phrase}): {fix}"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

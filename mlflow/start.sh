@@ -32,7 +32,7 @@ export MLFLOW_AUTH_CONFIG_PATH="$auth_config"
 
 exec mlflow server \
     --app-name basic-auth \
-    --host 0.0.0.0 --port "${MLFLOW_PORT:-5000}" \
+    --host "${MLFLOW_HOST:-0.0.0.0}" --port "${MLFLOW_PORT:-5000}" \
     --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
     --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
     --serve-artifacts \

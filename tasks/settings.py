@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     aws_session_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN")
     )
+    mlflow_tracking_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
+        description="The account this process uses on a tracking server with basic auth.",
+    )
     mlflow_tracking_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD")
     )

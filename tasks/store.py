@@ -4,6 +4,7 @@ embedded store, and what an unreachable tracking server looks like."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,40 @@ def unreachable(settings: Settings, exc: BaseException) -> str | None:
                 f"cannot reach the MLflow tracking server at {settings.resolved_tracking_uri} "
                 "(retried with backoff): is it running? Nothing was registered and no "
                 "alias moved."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# MLflow's own words for a refused REST call (mlflow.utils.rest_utils.verify_rest_response).
+_REFUSED = re.compile(r"endpoint (\S+) failed with error code (401|403) != 200")
+
+
+def refused(settings: Settings, exc: BaseException) -> str | None:
+    """A tracking server with basic auth that refused this process's account (401: the
+    credentials; 403: a permission), said plainly; None for any other failure.
+
+    The platform's alias moves and registrations write nothing before their first refused
+    call, so a refusal leaves the registry as it was.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if found := _REFUSED.search(str(seen)):
+            endpoint, status = found.groups()
+            server = f"the MLflow tracking server at {settings.resolved_tracking_uri}"
+            user = settings.mlflow_tracking_username
+            if status == "401":
+                return (
+                    f"{server} did not accept the credentials of {user or 'anonymous'!r}: check "
+                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; nothing was changed"
+                )
+            model = any(part in endpoint for part in ("registered-models", "model-versions"))
+            needed = "MANAGE" if "delete" in endpoint else "EDIT"
+            on = "the registered model" if model else "the experiment"
+            return (
+                f"{server} refused user {user!r} at {endpoint} (403 permission denied): it "
+                f"needs {needed} on {on}, and has less (a reviewer's READ lists and loads "
+                "models, but moves no alias); nothing was changed"
             )
         seen = seen.__cause__ or seen.__context__
     return None
