@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     )
     prefect_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PREFECT_API_KEY")
+    )
+    results_key: SecretStr | None = Field(
+        default=None,
+        description="Signs persisted Prefect results; default: a key made once under the home.",
     )
     prefect_api_auth_string: SecretStr | None = Field(
         default=None,
@@ -198,6 +203,26 @@ class Settings(BaseSettings):
         None: Prefect's ephemeral local API."""
         return self.prefect_api_url or self.running_prefect_api()
 
+    def results_signing_key(self) -> bytes:
+        """The key that signs persisted results: MLOPS_RESULTS_KEY, else one made once under
+        the home, readable by its owner alone (mode 0600)."""
+        if self.results_key is not None:
+            return self.results_key.get_secret_value().encode()
+        path = self.home_dir / "results.key"
+        if not path.exists():
+            self.home_dir.mkdir(parents=True, exist_ok=True)
+            made = path.with_name(f".results.key.{os.getpid()}")
+            descriptor = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            try:
+                os.link(made, path)  # whole, or another process's key stands
+            except FileExistsError:
+                pass
+            finally:
+                made.unlink()
+        return path.read_bytes().strip()
+
     def use_prefect_api(self, url: str) -> None:
         """Point this process's Prefect client at ``url`` (read when Prefect is imported)."""
         self.prefect_api_url = url
@@ -217,6 +242,7 @@ class Settings(BaseSettings):
             self.mlflow_tracking_token,
             self.prefect_api_key,
             self.prefect_api_auth_string,
+            self.results_key,
         )
         return [s.get_secret_value() for s in held if s is not None and s.get_secret_value()]
 

@@ -274,3 +274,40 @@ def test_a_killed_command_leaves_no_process_behind(home, wait_for):
         run.wait(timeout=30)
     _, alive = psutil.wait_procs(started, timeout=30)
     assert alive == []
+
+
+class _Planted:
+    """What an attacker who can write the bucket plants: a pickle that acts when loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_tampered_result_is_never_loaded_and_its_step_recomputes(home, prefect_api, tmp_path):
+    import base64
+
+    import cloudpickle
+
+    from flows.results import sign
+
+    env = {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api}
+    status, _, _ = train(env, failpoints={"after-fit": "kill"})
+    assert status == -signal.SIGKILL  # the fitted candidates stay persisted for the rerun
+    marker = tmp_path / "planted"
+    results = home / "artifacts" / "prefect-results"
+    for family, key in (("keras_mlp", None), ("gradient_boosting", b"not-the-platform-key")):
+        (path,) = results.glob(f"fit_candidate-{family}-*")
+        record = json.loads(path.read_bytes().partition(b"\n")[2])  # a well-formed record
+        record["result"] = base64.b64encode(cloudpickle.dumps(_Planted(marker))).decode()
+        forged = json.dumps(record).encode()
+        path.write_bytes(forged if key is None else sign(key, forged))
+
+    status, result, stderr = train(env)
+    assert status == 0, stderr[-2000:]
+    assert not marker.exists()  # the planted code never ran
+    assert result["reused"] == ["logistic_regression"]  # the two forged ones were refitted
+    assert stderr.count("failed its signature: recomputed") >= 2
+    assert assert_consistent(f"sqlite:///{home / 'mlflow.db'}") == {"1": "champion"}

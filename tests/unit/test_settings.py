@@ -45,3 +45,13 @@ def test_a_child_process_gets_this_environment_less_and_plus_what_is_asked(home,
     env = Settings().subprocess_env(drop=("PREFECT_API_URL",), PREFECT_UI_API_URL="http://ui")
     assert "PREFECT_API_URL" not in env and env["PREFECT_UI_API_URL"] == "http://ui"
     assert env["MLOPS_HOME"] == str(home)
+
+
+def test_the_results_key_is_made_once_for_the_owner_alone_unless_one_is_given(home, monkeypatch):
+    key = Settings().results_signing_key()
+    assert len(key) == 64 and Settings().results_signing_key() == key  # kept, not remade
+    assert (home / "results.key").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("MLOPS_RESULTS_KEY", "a-key-from-a-secret-store")
+    given = Settings()
+    assert given.results_signing_key() == b"a-key-from-a-secret-store"
+    assert given.redact("key a-key-from-a-secret-store") == "key ***"
