@@ -203,3 +203,14 @@ def test_a_wrong_password_is_refused_in_one_line(servers, trained):
     done = mlops(servers, "reviewer", "models", password="not-the-password")
     assert done.returncode == 1
     assert "did not accept the credentials of 'reviewer'" in done.stderr
+
+
+def test_a_reviewer_scores_a_batch_with_the_champion_through_both_apis(servers, trained):
+    output = servers["folder"] / "home" / "scored.csv"
+    done = mlops(servers, "reviewer", "predict", "--output", str(output), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (
+        json.loads(done.stdout.splitlines()[-1])["rows"]
+        == 1797
+        == len(output.read_text().splitlines()) - 1
+    )
