@@ -16,6 +16,7 @@ import hmac
 import logging
 
 from prefect.filesystems import WritableFileSystem
+from pydantic import PrivateAttr
 
 from tasks import storage
 from tasks.settings import Settings
@@ -50,6 +51,12 @@ class SignedResults(WritableFileSystem):
 
     _block_type_name = "MLOps signed results"
     basepath: str
+    _signing_key: bytes | None = PrivateAttr(default=None)  # never part of the saved document
+
+    def _key(self) -> bytes:
+        """The key the flow gave (`result_storage`); a copy Prefect loaded from its server
+        reads it from the settings."""
+        return self._signing_key or Settings().results_signing_key()
 
     def _uri(self, path: str) -> str:
         if storage.is_s3(self.basepath):
@@ -64,13 +71,13 @@ class SignedResults(WritableFileSystem):
             with open(uri, "rb") as handle:  # a missing record raises: Prefect has none
                 record = handle.read()
         try:
-            return verified(Settings().results_signing_key(), record)
+            return verified(self._key(), record)
         except SignatureError:
             logger.warning("Persisted result %s failed its signature: recomputed", uri)
             raise
 
     def write_path(self, path: str, content: bytes, _sync: bool = True) -> str:
-        uri, record = self._uri(path), sign(Settings().results_signing_key(), content)
+        uri, record = self._uri(path), sign(self._key(), content)
         if storage.is_s3(uri):
             return storage.write_bytes(uri, record)
         target = storage.local_path(self.basepath) / path
@@ -94,4 +101,5 @@ def result_storage(settings: Settings) -> SignedResults:
     block = SignedResults(basepath=basepath)
     name = f"mlops-results-{hashlib.sha256(basepath.encode()).hexdigest()[:12]}"
     block.save(name, overwrite=True)
+    block._signing_key = settings.results_signing_key()
     return block
