@@ -258,3 +258,14 @@ def epoch_recorder():
             self.run.append(epoch)
 
     return Epochs
+
+
+def registry_snapshot(client, model: str) -> dict:
+    """What a registered model holds, to compare before and after something was refused."""
+    registered = client.get_registered_model(model)
+    versions = client.search_model_versions(f"name = '{model}'")
+    return {
+        "aliases": dict(registered.aliases),
+        "tags": dict(registered.tags),
+        "versions": {v.version: dict(v.tags) for v in versions},
+    }

@@ -16,7 +16,7 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
-from conftest import run_mlops
+from conftest import registry_snapshot, run_mlops
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -129,14 +129,7 @@ def registry_state(servers) -> dict:
     previous = {name: os.environ.get(name) for name in admin}
     os.environ.update(admin)
     try:
-        client = MlflowClient(servers["tracking"])
-        model = client.get_registered_model("digits")
-        versions = client.search_model_versions("name = 'digits'")
-        return {
-            "aliases": dict(model.aliases),
-            "tags": dict(model.tags),
-            "versions": {v.version: dict(v.tags) for v in versions},
-        }
+        return registry_snapshot(MlflowClient(servers["tracking"]), "digits")
     finally:
         for name, value in previous.items():
             if value is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import registry_snapshot
 from mlflow import MlflowClient
 
 from tasks import packaging, registry, tracking
@@ -32,14 +33,7 @@ def versions(settings, digits):
 
 
 def state(settings) -> dict:
-    client = MlflowClient(settings.resolved_tracking_uri)
-    model = client.get_registered_model("toy")
-    versions = client.search_model_versions("name = 'toy'")
-    return {
-        "aliases": dict(model.aliases),
-        "tags": dict(model.tags),
-        "versions": {v.version: dict(v.tags) for v in versions},
-    }
+    return registry_snapshot(MlflowClient(settings.resolved_tracking_uri), "toy")
 
 
 def test_promote_records_who_when_why_and_the_previous_holder(settings, versions):
