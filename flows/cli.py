@@ -341,7 +341,7 @@ def up(
     mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
 ) -> None:
     """Start a Prefect server (UI) and an MLflow UI for this home; later commands use them
-    (and skip Prefect's ephemeral start-up)."""
+    (and skip starting a Prefect API server of their own)."""
     import time
 
     settings = _prepare()
@@ -468,8 +468,8 @@ def main() -> None:
 
     Python's exit joins threads, runs the exit hooks (Prefect sends its last logs and events
     there), flushes the streams, and then tears every module down: with TensorFlow, MLflow,
-    Prefect and Great Expectations loaded, that is a noticeable wait after everything was
-    stored and printed (see docs/decisions.md). A hook registered here, before any library registers
+    Prefect and Great Expectations loaded, a noticeable wait after everything was stored and
+    printed (see docs/decisions.md). A hook registered here, before any library registers
     its own, runs after all of theirs and ends the process there.
     """
     import atexit

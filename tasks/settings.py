@@ -195,12 +195,12 @@ class Settings(BaseSettings):
         _apply_process_defaults()
         self.install_redaction()
         if self.prefect_api_url is None and (running := self.running_prefect_api()):
-            os.environ["PREFECT_API_URL"] = running  # spare Prefect's ephemeral start-up
+            os.environ["PREFECT_API_URL"] = running  # spare the start-up of a server
 
     @property
     def resolved_prefect_api_url(self) -> str | None:
         """The Prefect API commands talk to: PREFECT_API_URL, else the server of `mlops up`;
-        None: Prefect's ephemeral local API."""
+        None when there is neither (a command then starts one of its own)."""
         return self.prefect_api_url or self.running_prefect_api()
 
     def results_signing_key(self) -> bytes:
