@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from pathlib import Path
 
 from prefect.filesystems import WritableFileSystem
 from pydantic import PrivateAttr
@@ -80,7 +81,7 @@ class SignedResults(WritableFileSystem):
         uri, record = self._uri(path), sign(self._key(), content)
         if storage.is_s3(uri):
             return storage.write_bytes(uri, record)
-        target = storage.local_path(self.basepath) / path
+        target = Path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         partial.write_bytes(record)

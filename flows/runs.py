@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from tasks import tracking
+from tasks.errors import causes
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ def refused_by_prefect(settings: Settings, exc: BaseException) -> str | None:
     """A Prefect API that refused this client (401, 403), said plainly; None otherwise."""
     import httpx
 
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in causes(exc):
         if isinstance(seen, httpx.HTTPStatusError) and seen.response.status_code in (401, 403):
             fix = (
                 "PREFECT_API_AUTH_STRING is not the server's user:password"
@@ -58,5 +58,4 @@ def refused_by_prefect(settings: Settings, exc: BaseException) -> str | None:
                 f"the Prefect API at {settings.resolved_prefect_api_url} refused this client "
                 f"({response.status_code} {response.reason_phrase}): {fix}"
             )
-        seen = seen.__cause__ or seen.__context__
     return None

@@ -21,7 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from threadpoolctl import threadpool_limits
 
-from flows.results import result_storage
+from flows.results import SignedResults, result_storage
 from flows.runs import FLOW_RUN_TAG, mark_crashed, publish_report
 from flows.sweep import run_sweep
 from tasks import (
@@ -289,10 +289,11 @@ def train_candidates(
     """The default candidates (cross-validating the chosen one with ``cv``), or the sweep's
     winner; the chosen one's scores go on the run."""
     if sweep == "none":
-        results = fit_candidates(settings, run_id, splits, epochs, job_key, force)
+        stored = result_storage(settings)
+        results = fit_candidates(settings, run_id, splits, epochs, job_key, stored, force)
         faults.point(settings, "after-fit")
         if cv:
-            validate_chosen = persisted(cross_validate, result_storage(settings), force)
+            validate_chosen = persisted(cross_validate, stored, force)
             folds = validate_chosen(settings, results.family, splits, epochs, job_key)
             results = replace(results, cross_validation=folds)
     else:
@@ -306,7 +307,13 @@ def train_candidates(
 
 
 def fit_candidates(
-    settings: Settings, run_id: str, splits: Splits, epochs: int, job_key: str, force: bool
+    settings: Settings,
+    run_id: str,
+    splits: Splits,
+    epochs: int,
+    job_key: str,
+    stored: SignedResults,
+    force: bool,
 ) -> CandidateResults:
     """Fit and score the network and the baselines, and choose the best.
 
@@ -316,7 +323,7 @@ def fit_candidates(
     thread, where Ctrl-C stops it (a worker thread would run on to the last epoch before the
     process could leave).
     """
-    fit = persisted(fit_candidate, result_storage(settings), force)
+    fit = persisted(fit_candidate, stored, force)
     fitted, scored, after = {}, {}, []
     for family in training.BASELINES:
         fitted[family] = fit.submit(settings, family, splits, epochs, job_key, wait_for=after)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.errors import PlatformError
+from tasks.errors import PlatformError, causes
 from tasks.settings import Settings
 
 
@@ -83,16 +83,13 @@ def unreachable(settings: Settings, exc: BaseException) -> str | None:
     """A failure to reach the tracking server, said plainly; None for any other failure."""
     import requests
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        text = str(seen)
-        if isinstance(seen, requests.ConnectionError) or "Max retries exceeded" in text:
+    for seen in causes(exc):
+        if isinstance(seen, requests.ConnectionError) or "Max retries exceeded" in str(seen):
             return (
                 f"cannot reach the MLflow tracking server at {settings.resolved_tracking_uri} "
                 "(retried with backoff): is it running? Nothing was registered and no "
                 "alias moved."
             )
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
@@ -107,8 +104,7 @@ def refused(settings: Settings, exc: BaseException) -> str | None:
     The platform's alias moves and registrations write nothing before their first refused
     call, so a refusal leaves the registry as it was.
     """
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in causes(exc):
         if found := _REFUSED.search(str(seen)):
             endpoint, status = found.groups()
             server = f"the MLflow tracking server at {settings.resolved_tracking_uri}"
@@ -126,5 +122,4 @@ def refused(settings: Settings, exc: BaseException) -> str | None:
                 f"needs {needed} on {on}, and has less (a reviewer's READ lists and loads "
                 "models, but moves no alias); nothing was changed"
             )
-        seen = seen.__cause__ or seen.__context__
     return None
