@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice
+from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice, TaskOption
 
 app = typer.Typer(
     name="mlops",
@@ -63,6 +63,20 @@ def _options(
 def train(
     data: DataOption = "builtin:digits",
     target: Annotated[str, typer.Option(help="Label column.")] = "target",
+    task: Annotated[
+        TaskOption,
+        typer.Option(
+            help="What to learn; auto: the suite's task, else inferred from the label (text, "
+            "booleans, few distinct whole numbers: classification; other numbers: regression)."
+        ),
+    ] = TaskOption.auto,
+    exclude: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COL[,COL]",
+            help="Columns not to learn from, beyond those the suite's feature types exclude.",
+        ),
+    ] = None,
     suite: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +137,8 @@ def train(
         training_flow,
         data_uri=data,
         target=target,
+        task=task.value,
+        exclude=[c.strip() for c in (exclude or "").split(",") if c.strip()],
         suite=suite,
         model_name=model_name,
         epochs=epochs,
@@ -137,11 +153,9 @@ def train(
     if result["skipped"]:
         typer.echo(f"\n{result['model']} v{result['version']}: {result['decision']}")
         return
-    metrics = result["metrics"]
     typer.echo(
-        f"\n{result['model']} v{result['version']} ({result['family']}): "
-        f"accuracy {metrics['test_accuracy']:.4f}, F1 {metrics['test_f1_macro']:.4f}, "
-        f"ROC AUC {metrics['test_roc_auc_ovr']:.4f} on the test set\n"
+        f"\n{result['model']} v{result['version']} ({result['family']}, {result['task']}): "
+        f"{_metrics_line(result['metrics'])} on the test set\n"
         f"Decision: {result['alias']}: {result['decision']}\n"
         f"Drift: {_drift_line(result['drift'])}\n"
         f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
@@ -177,6 +191,19 @@ def validate(
         typer.echo(report.summary())
 
 
+def _metrics_line(metrics: dict[str, float]) -> str:
+    """The headline test metrics, of a classifier or a regressor."""
+    if "test_rmse" in metrics:
+        return (
+            f"RMSE {metrics['test_rmse']:.4g}, MAE {metrics['test_mae']:.4g}, "
+            f"R2 {metrics['test_r2']:.4f}"
+        )
+    return (
+        f"accuracy {metrics['test_accuracy']:.4f}, F1 {metrics['test_f1_macro']:.4f}, "
+        f"ROC AUC {metrics['test_roc_auc_ovr']:.4f}"
+    )
+
+
 def _drift_line(report: dict[str, Any]) -> str:
     if not report["checked"]:
         return f"not checked ({report['reason']})"
@@ -193,11 +220,17 @@ def suite_suggest(
     target: Annotated[
         str | None, typer.Option(help="Label column: its value set, every label required.")
     ] = "target",
+    task: Annotated[
+        TaskOption,
+        typer.Option(help="The label's task, written into the suite; auto: inferred from it."),
+    ] = TaskOption.auto,
     out: Annotated[
         Path | None, typer.Option(help="Where to write [default: expectations/NAME.json].")
     ] = None,
 ) -> None:
-    """Infer a suite from good reference data: columns, types, ranges, nulls, value sets."""
+    """Infer a suite from good reference data: columns, feature types (numeric, categorical,
+    and the columns left out with why: identifiers, free text, dates, constants), the task,
+    ranges, null rates, value sets. Review it (and its meta.features) before committing."""
     settings = _prepare()
     from tasks import data as data_module
     from tasks import validation
@@ -206,7 +239,8 @@ def suite_suggest(
     def suggest() -> Path:
         frame = data_module.load_frame(data)
         label = target if target in frame.columns else None
-        suite = suggest_suite(frame, name, label)
+        chosen = None if task == TaskOption.auto else task.value
+        suite = suggest_suite(frame, name, label, chosen)
         path = out or settings.suites_dir / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(suite, indent=2) + "\n")
@@ -318,6 +352,9 @@ def predict(
         f"{result['rows']} predictions by {result['model']} v{result['version']} "
         f"in {result['seconds']:.2f} s -> {result['output']}"
     )
+    if result["unseen_categories"]:
+        shown = ", ".join(f"{k}: {v} rows" for k, v in result["unseen_categories"].items())
+        typer.echo(f"Categories never seen in training (unknown bucket): {shown}")
 
 
 @app.command()

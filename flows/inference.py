@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.runners import task_runner
 from tasks import data, packaging, registry, store, validation
+from tasks.packaging import PredictionSummary
 from tasks.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
 @step(name="score partition", task_run_name="score rows {start}+")
 def score_partition(
     settings: Settings, frame: pd.DataFrame, model: dict[str, str], start: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Check one partition against the model's suite, then predict it; rows are numbered
-    from `start`, their place in the whole input."""
+    from `start`, their place in the whole input. Also the rows per categorical feature
+    holding a value the model never saw in training (predicted from its unknown bucket)."""
     suite = validation.resolve_suite(model["suite"], settings.suites_dir)
     features = frame.drop(columns=[model["target"]], errors="ignore")  # allowed, not required
     report = validation.validate_frame(
@@ -59,7 +61,7 @@ def score_partition(
     loaded = packaging.load_version(settings, model["name"], model["version"])
     predictions = loaded.predict(packaging.conform(loaded, features))
     predictions.insert(0, "row_id", range(start, start + len(frame)))
-    return predictions
+    return predictions, packaging.unseen_categories(loaded, features)
 
 
 def scored(
@@ -106,12 +108,18 @@ def predict_flow(
     started = time.perf_counter()
     resolved = resolve_model(settings, model)
     partitions = data.iter_partitions(data_uri, settings.partition_rows)
-    counts = pd.Series(dtype="int64")
+    summary, unseen = PredictionSummary(), Counter()
     with data.table_writer(output_uri) as table:
-        for index, predictions in enumerate(scored(settings, partitions, resolved)):
+        for index, (predictions, new) in enumerate(scored(settings, partitions, resolved)):
             table.write(predictions)
-            counts = counts.add(predictions["prediction"].value_counts(), fill_value=0)
+            summary.add(predictions)
+            unseen.update(new)
             logger.info("Partition %d scored: %d rows so far", index + 1, table.rows)
+    if unseen:
+        logger.warning(
+            "Categories never seen in training (predicted from their unknown bucket): %s",
+            ", ".join(f"{name}: {rows} rows" for name, rows in unseen.items()),
+        )
     seconds = time.perf_counter() - started
     logger.info(
         "Scored %d rows with %s v%s in %.2f s (%.0f rows/s) -> %s",
@@ -129,5 +137,6 @@ def predict_flow(
         "rows": table.rows,
         "output": table.uri,
         "seconds": round(seconds, 3),
-        "predicted_counts": {str(k): int(v) for k, v in counts.sort_index().items()},
+        **summary.as_dict(),
+        "unseen_categories": dict(unseen),
     }

@@ -30,7 +30,9 @@ from tasks import (
     drift,
     evaluation,
     faults,
+    features,
     jobs,
+    preprocessing,
     registration,
     registry,
     snapshots,
@@ -40,6 +42,7 @@ from tasks import (
     validation,
 )
 from tasks.checkpoints import claimed
+from tasks.features import ModelInputs
 from tasks.outcomes import CandidateResults, TrainingResult
 from tasks.settings import Settings
 from tasks.splits import Splits, check_target, split_frame
@@ -163,10 +166,38 @@ def validate_data(
     return report
 
 
+@step(name="read feature types")
+def read_features(
+    settings: Settings,
+    run_id: str,
+    frame: pd.DataFrame,
+    target: str,
+    suite_path: Path,
+    task: str,
+    exclude: list[str],
+) -> tuple[ModelInputs, pd.DataFrame]:
+    """The task and the feature types (the suite's, else inferred from the rows), on the run;
+    and the rows the models learn from (labelled rows, the features, categories as text)."""
+    chosen, types = features.resolve_types(
+        frame, target, validation.suite_contract(suite_path), task, exclude
+    )
+    features.check_features(types, frame)
+    inputs = ModelInputs(chosen, types, preprocessing.needs_encoding(types, frame))
+    tracking.log_params(settings, run_id, inputs.as_params())
+    tracking.log_json(settings, run_id, {"task": chosen, **types.to_dict()}, "features/types.json")
+    tracking.set_run_tags(settings, run_id, {"task": chosen})
+    logger.info("A %s job; features: %s", chosen, types.describe())
+    return inputs, preprocessing.model_frame(frame, target, inputs)
+
+
 @step(name="profile data")
-def profile_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> dict:
+def profile_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, target: str, inputs: ModelInputs
+) -> dict:
     """The profile every version keeps of its training data, for later drift checks."""
-    profile = drift.build_profile(frame, target, settings.drift_sample_rows, settings.seed)
+    profile = drift.build_profile(
+        frame, target, settings.drift_sample_rows, settings.seed, inputs.types, inputs.task
+    )
     tracking.log_json(settings, run_id, profile, drift.PROFILE_FILE)
     return profile
 
@@ -201,7 +232,7 @@ def check_drift(
         with tempfile.TemporaryDirectory() as scratch:
             plots = [
                 drift.plot_feature(
-                    reference, frame, feature, Path(scratch) / f"{feature.feature}.png"
+                    reference, frame, feature, Path(scratch) / drift.plot_filename(feature.feature)
                 )
                 for feature in plotted
             ]
@@ -214,8 +245,12 @@ def check_drift(
 
 
 @step(name="split data")
-def split_data(settings: Settings, run_id: str, frame: pd.DataFrame, target: str) -> Splits:
-    rows = split_frame(frame, target, settings.test_size, settings.validation_size, settings.seed)
+def split_data(
+    settings: Settings, run_id: str, frame: pd.DataFrame, target: str, inputs: ModelInputs
+) -> Splits:
+    rows = split_frame(
+        frame, target, settings.test_size, settings.validation_size, settings.seed, inputs.task
+    )
     sampled = min(settings.baseline_rows, len(rows.X_train))
     tracking.log_params(settings, run_id, {**rows.sizes(), "baseline_rows": sampled})
     return rows
@@ -230,12 +265,19 @@ def detect_device(settings: Settings, run_id: str) -> devices.DeviceStrategy:
 
 @job_step(name="fit candidate", task_run_name="fit {family}")
 def fit_candidate(
-    settings: Settings, family: str, splits: Splits, epochs: int, job_key: str
+    settings: Settings,
+    family: str,
+    splits: Splits,
+    epochs: int,
+    job_key: str,
+    inputs: ModelInputs,
 ) -> Any:
     # Backed up every epoch, keyed by the job: a rerun after a crash resumes from here.
     with claimed(settings.checkpoint_root / job_key / family) as checkpoints:
         return training.fit_candidate(
-            training.build_candidate(family, epochs, settings.seed, checkpoints),
+            training.build_candidate(
+                family, epochs, settings.seed, checkpoints, inputs.task, inputs.encoding
+            ),
             splits.X_train,
             splits.y_train,
             splits.X_val,
@@ -250,24 +292,31 @@ def score_candidate(
     settings: Settings, run_id: str, family: str, estimator: Any, splits: Splits
 ) -> tuple[dict[str, float], Any]:
     """A candidate's test-set scores (and the Keras network's curves) on the run, and its
-    test-set probabilities."""
+    test-set outputs (class probabilities, or predictions of a regressor)."""
     # A baseline scores as it fits, on one thread: beside the network (see fit_candidates).
     # Only there: the limit is the process's, and set and reset from two threads at once,
     # the last one out could leave it at one for the rest of the process.
-    one_thread = family in training.BASELINES
+    one_thread = family != training.KERAS_FAMILY
     with threadpool_limits(1) if one_thread else contextlib.nullcontext():
-        scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
+        scores, outputs = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
     tracking.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in scores.items()})
     tracking.log_fit(settings, run_id, family, estimator)
-    return scores, probabilities
+    return scores, outputs
 
 
 @job_step(name="cross-validate", task_run_name="cross-validate {family}")
 def cross_validate(
-    settings: Settings, family: str, splits: Splits, epochs: int, job_key: str
+    settings: Settings,
+    family: str,
+    splits: Splits,
+    epochs: int,
+    job_key: str,
+    inputs: ModelInputs,
 ) -> dict[str, float]:
-    return evaluation.cross_validated_accuracy(
-        training.build_candidate(family, epochs, settings.seed),
+    return evaluation.cross_validated(
+        training.build_candidate(
+            family, epochs, settings.seed, task=inputs.task, types=inputs.encoding
+        ),
         pd.concat([splits.X_train, splits.X_val]),
         pd.concat([splits.y_train, splits.y_val]),
         settings.cv_folds,
@@ -285,18 +334,20 @@ def train_candidates(
     sweep: str,
     cv: bool,
     force: bool,
+    inputs: ModelInputs,
 ) -> CandidateResults:
     """The default candidates (cross-validating the chosen one with ``cv``), or the sweep's
     winner; the chosen one's scores go on the run."""
     if sweep == "none":
         stored = result_storage(settings)
-        results = fit_candidates(settings, run_id, splits, epochs, job_key, stored, force)
+        results = fit_candidates(settings, run_id, splits, epochs, job_key, stored, force, inputs)
         faults.point(settings, "after-fit")
         if cv:
             validate_chosen = persisted(cross_validate, stored, force)
-            folds = validate_chosen(settings, results.family, splits, epochs, job_key)
+            folds = validate_chosen(settings, results.family, splits, epochs, job_key, inputs)
             results = replace(results, cross_validation=folds)
     else:
+        features.check_sweepable(inputs)
         space = search_space(sweep, settings.seed)
         won = run_sweep(settings, run_id, model_name, splits, epochs, space)
         results = CandidateResults(
@@ -314,6 +365,7 @@ def fit_candidates(
     job_key: str,
     stored: SignedResults,
     force: bool,
+    inputs: ModelInputs,
 ) -> CandidateResults:
     """Fit and score the network and the baselines, and choose the best.
 
@@ -324,24 +376,26 @@ def fit_candidates(
     process could leave).
     """
     fit = persisted(fit_candidate, stored, force)
+    network, *baselines = training.candidates(inputs.task)
     fitted, scored, after = {}, {}, []
-    for family in training.BASELINES:
-        fitted[family] = fit.submit(settings, family, splits, epochs, job_key, wait_for=after)
+    for family in baselines:
+        fitted[family] = fit.submit(
+            settings, family, splits, epochs, job_key, inputs, wait_for=after
+        )
         scored[family] = score_candidate.submit(settings, run_id, family, fitted[family], splits)
         after = [scored[family]]
-    network = training.KERAS_FAMILY
-    states = {network: fit(settings, network, splits, epochs, job_key, return_state=True)}
+    states = {network: fit(settings, network, splits, epochs, job_key, inputs, return_state=True)}
     estimators = {network: states[network].result()}
     outcomes = {network: score_candidate(settings, run_id, network, estimators[network], splits)}
-    for family in training.BASELINES:  # a failed fit raises its own error (its score never ran)
+    for family in baselines:  # a failed fit raises its own error (its score never ran)
         estimators[family] = fitted[family].result()
         states[family] = fitted[family].state
         outcomes[family] = scored[family].result()
     reused = sorted(family for family, state in states.items() if state.name == "Cached")
     # In the candidates' order, the network first: it wins a tie.
     scores = {family: outcome[0] for family, outcome in outcomes.items()}
-    best = evaluation.best_candidate(scores, settings.promotion_metric)
-    # Only the best one's probabilities go on (to the plots): the others' go with this call.
+    best = evaluation.best_candidate(scores, settings.promotion_policy(inputs.task).metric)
+    # Only the best one's outputs go on (to the plots): the others' go with this call.
     return CandidateResults(best, estimators[best], scores, outcomes[best][1], {}, reused)
 
 
@@ -349,36 +403,56 @@ def fit_candidates(
 def plot_evaluation(
     settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
 ) -> list[str]:
-    family, classes = candidates.family, candidates.estimator.classes_
-    predictions = classes[candidates.probabilities.argmax(axis=1)]
+    """A classifier's confusion matrix and ROC curves, or a regressor's predicted against
+    actual values and residuals, on the test rows."""
+    family, outputs = candidates.family, candidates.outputs
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        paths = [
-            evaluation.plot_confusion_matrix(
-                splits.y_test,
-                predictions,
-                classes,
-                f"{family}: confusion matrix (test set)",
-                folder / "confusion_matrix.png",
-            ),
-            evaluation.plot_roc_curves(
-                splits.y_test,
-                candidates.probabilities,
-                classes,
-                f"{family}: one-vs-rest ROC (test set)",
-                folder / "roc_curves.png",
-            ),
-        ]
+        if hasattr(candidates.estimator, "classes_"):
+            classes = candidates.estimator.classes_
+            paths = [
+                evaluation.plot_confusion_matrix(
+                    splits.y_test,
+                    classes[outputs.argmax(axis=1)],
+                    classes,
+                    f"{family}: confusion matrix (test set)",
+                    folder / "confusion_matrix.png",
+                ),
+                evaluation.plot_roc_curves(
+                    splits.y_test,
+                    outputs,
+                    classes,
+                    f"{family}: one-vs-rest ROC (test set)",
+                    folder / "roc_curves.png",
+                ),
+            ]
+        else:
+            paths = [
+                evaluation.plot_predicted_vs_actual(
+                    splits.y_test,
+                    outputs,
+                    f"{family}: predicted vs actual (test set)",
+                    folder / "predicted_vs_actual.png",
+                ),
+                evaluation.plot_residuals(
+                    splits.y_test,
+                    outputs,
+                    f"{family}: residuals (test set)",
+                    folder / "residuals.png",
+                ),
+            ]
         tracking.log_files(settings, run_id, paths, "plots")
     return [f"plots/{path.name}" for path in paths]
 
 
 @step(name="score champion")
 def score_champion(
-    settings: Settings, model_name: str, splits: Splits
+    settings: Settings, model_name: str, splits: Splits, inputs: ModelInputs
 ) -> registration.ChampionScores:
     """Re-score the current champion on this run's test set (None scores if it cannot be)."""
-    return registration.score_champion(settings, model_name, splits.X_test, splits.y_test)
+    return registration.score_champion(
+        settings, model_name, splits.X_test, splits.y_test, inputs.task
+    )
 
 
 # Steps that are a plain function of tasks/ as it is.

@@ -1,4 +1,5 @@
-"""The training flow: load -> validate -> split -> fit -> evaluate -> register -> promote.
+"""The training flow: load -> validate -> types -> drift -> split -> fit -> evaluate ->
+register -> promote.
 
 Each line of the flow is one step (flows/steps.py); what a step does lives in tasks/.
 """
@@ -21,6 +22,7 @@ from flows.steps import (
     load_data,
     plot_evaluation,
     profile_data,
+    read_features,
     register_and_promote,
     repair_registry,
     score_champion,
@@ -31,7 +33,7 @@ from flows.steps import (
 )
 from tasks import jobs, registry, tracking
 from tasks.outcomes import Lineage, TrainingResult
-from tasks.parameters import DriftMode, Epochs, Seconds
+from tasks.parameters import DriftMode, Epochs, Seconds, TaskChoice
 from tasks.settings import load_settings
 
 
@@ -39,6 +41,8 @@ from tasks.settings import load_settings
 def training_flow(
     data_uri: str = "builtin:digits",
     target: str = "target",
+    task: TaskChoice = "auto",
+    exclude: list[str] | None = None,
     suite: str | None = None,
     model_name: str = "digits",
     epochs: Epochs = 60,
@@ -55,6 +59,10 @@ def training_flow(
         data_uri: Data to train on: builtin:digits, builtin:breast_cancer, a .csv or .parquet
             path, or s3://bucket/key.
         target: The label column.
+        task: classification or regression; auto: the suite's, else inferred from the label
+            (text, booleans, few distinct whole numbers: classification).
+        exclude: Columns not to learn from, beyond those the suite's feature types exclude
+            (identifiers, free text, dates, constants).
         suite: Great Expectations suite name in expectations/, or a path; default: the model name.
         model_name: Registered model the new version joins.
         epochs: Most epochs of the Keras network; early stopping may end sooner.
@@ -89,6 +97,8 @@ def training_flow(
             "epochs": epochs,
             "sweep": sweep,
             "cv": cv,
+            "task": task,
+            "exclude": sorted(exclude or []),
         }
         job_key = identify_job(settings, run_id, snapshot, suite_path, job)
         if not force and (
@@ -96,21 +106,24 @@ def training_flow(
         ):
             return done.to_json()
         report = validate_data(settings, run_id, frame, suite_path)
-        profile_data(settings, run_id, frame, target)
+        inputs, frame = read_features(
+            settings, run_id, frame, target, suite_path, task, exclude or []
+        )
+        profile_data(settings, run_id, frame, target, inputs)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
-        splits = split_data(settings, run_id, frame, target)
+        splits = split_data(settings, run_id, frame, target, inputs)
         del frame  # the splits hold their own copy of the rows: one copy fewer at the peak
         device = detect_device(settings, run_id)
         candidates = train_candidates(
-            settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force
+            settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
         plots = plot_evaluation(settings, run_id, candidates, splits)
-        champion = score_champion(settings, model_name, splits)
-        decision = decide_promotion(settings, candidates.chosen_scores, champion)
+        champion = score_champion(settings, model_name, splits, inputs)
+        decision = decide_promotion(settings, candidates.chosen_scores, champion, inputs.task)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(
             model_name, run_id, str(flow_run.id), data_uri, target, snapshot, report,
-            drift_report, device, job_key, jobs.code_version(),
+            drift_report, device, job_key, jobs.code_version(), inputs,
         )  # fmt: skip
         version, decision = register_and_promote(
             settings, lineage, candidates, splits, plots, decision, force

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import logging
 import tempfile
@@ -135,6 +136,7 @@ def _csv_chunks(source: Source, path: str, rows: int | None) -> Iterator[pd.Data
 
 
 def _check_shape(source: Source, path: str, frame: pd.DataFrame) -> None:
+    _check_unique(_csv_header(source), path)
     _check_last_line(source, path, frame.shape[1])
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
@@ -144,6 +146,28 @@ def _check_shape(source: Source, path: str, frame: pd.DataFrame) -> None:
                     f"{path} looks {name}-delimited (header {header[:60]!r}...): "
                     "CSV files must be comma-separated"
                 )
+
+
+def _csv_header(source: Source) -> list[str]:
+    """The column names as the file's first line spells them: pandas renames a second ``x``
+    to ``x.1``, which would hide the duplicate."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            line = handle.readline()
+    else:
+        line = source.getvalue().split(b"\n", 1)[0]
+    return next(csv.reader([line.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), [])
+
+
+def _check_unique(names: list[str], path: str) -> None:
+    """Refuse a table with two columns of one name: which one a suite or a model means is
+    anyone's guess. (Blank names are pandas's "Unnamed: N", distinct already.)"""
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        shown = ", ".join(map(repr, twice))
+        raise DataLoadError(
+            f"{path} has more than one column named {shown}: give each column its own name"
+        )
 
 
 def _check_last_line(source: Source, path: str, columns: int) -> None:
@@ -164,11 +188,26 @@ def _check_last_line(source: Source, path: str, columns: int) -> None:
         )
 
 
-def _read_parquet(source: Source, path: str) -> pd.DataFrame:
+def _parquet_file(source: Source, path: str):
+    """A Parquet file opened (its footer read, none of its rows), refused if damaged or if two
+    columns share a name."""
     import pyarrow.parquet as pq
 
     try:
         file = pq.ParquetFile(source)
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise _unreadable_parquet(path, exc) from exc
+    _check_unique(file.schema_arrow.names, path)
+    return file
+
+
+def _unreadable_parquet(path: str, exc: Exception) -> DataLoadError:
+    return DataLoadError(f"{path} is not a readable Parquet file: {first_line(exc)}")
+
+
+def _read_parquet(source: Source, path: str) -> pd.DataFrame:
+    file = _parquet_file(source, path)
+    try:
         frame = _numeric_blocks(file) if _all_numeric(file) else None
         if frame is None:
             if isinstance(source, io.BytesIO):
@@ -176,7 +215,7 @@ def _read_parquet(source: Source, path: str) -> pd.DataFrame:
             frame = pd.read_parquet(source)
         return frame
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataLoadError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
+        raise _unreadable_parquet(path, exc) from exc
 
 
 def _all_numeric(file) -> bool:
@@ -238,14 +277,13 @@ def _numeric_blocks(file) -> pd.DataFrame | None:
 def _parquet_chunks(source: Path, path: str, rows: int) -> Iterator[pd.DataFrame]:
     """A Parquet file `rows` rows at a time, read batch by batch (never the whole file)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    file = _parquet_file(source, path)
     try:
-        batches = pq.ParquetFile(source).iter_batches(batch_size=rows)
-        for batch in batches:
+        for batch in file.iter_batches(batch_size=rows):
             yield pa.Table.from_batches([batch]).to_pandas()
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataLoadError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
+        raise _unreadable_parquet(path, exc) from exc
 
 
 def iter_partitions(uri: str, rows: int) -> Iterator[pd.DataFrame]:

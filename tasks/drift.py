@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.errors import PlatformError
+from tasks.features import CATEGORICAL, NUMERIC, FeatureTypes, Task, is_number
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +24,14 @@ _BINS = 10
 _FLOOR = 1e-4  # proportions below this are clipped so that PSI stays finite
 _NEW_SAMPLE = 20_000  # rows of new data the two-sample test looks at
 _BINNED_ROWS = 100_000  # rows of training data a profile bins numbers from (see build_profile)
+_OLD_NULL = "<null>"  # how profiles written before missing shares were kept counted empty cells
+_WHOLE = re.compile(r"^(-?\d+)\.0+$")
 PROFILE_FILE = "profile/profile.json"
 PLOTTED = 6  # drifted features drawn in a report, the most shifted first
+PLOTTED_CATEGORIES = 20  # a plot's most frequent categories; the rest share one bar
+# A column's missing share drifts when it moves by at least this much, and a two-proportion
+# z-test's p-value is below alpha: with many rows the test alone flags changes nobody minds.
+MISSING_CHANGE = 0.05
 
 
 class DriftDetectedError(PlatformError):
@@ -33,7 +44,8 @@ class DriftDetectedError(PlatformError):
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """One feature's shift: population stability index and a two-sample test."""
+    """One feature's shift: population stability index and a two-sample test of its present
+    values, and its share of missing cells before and after (None: the profile predates it)."""
 
     feature: str
     kind: str
@@ -41,7 +53,21 @@ class FeatureDrift:
     test: str
     statistic: float
     p_value: float
-    drifted: bool
+    drifted: bool  # its values or its missing share
+    missing_reference: float | None = None
+    missing_new: float = 0.0
+    missing_p_value: float = 1.0
+    missing_drifted: bool = False
+
+    def missing(self) -> str:
+        before = "n/a" if self.missing_reference is None else f"{self.missing_reference:.1%}"
+        return f"{before} -> {self.missing_new:.1%}"
+
+    def shift(self) -> str:
+        return f"missing {self.missing()}" if self.missing_drifted else f"PSI {self.psi:.2f}"
+
+    def verdict(self) -> str:
+        return "**yes**" + " (missing)" * self.missing_drifted if self.drifted else "no"
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,7 @@ class DriftReport:
     psi_threshold: float
     alpha: float
     features: list[FeatureDrift] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)  # column -> why it is not profiled
 
     @property
     def drifted(self) -> list[FeatureDrift]:
@@ -65,7 +92,7 @@ class DriftReport:
             return f"Drift not checked: {self.reason}"
         if not self.detected:
             return f"No drift against {self.reference}: {self.reason}"
-        shown = ", ".join(f"{f.feature} (PSI {f.psi:.2f})" for f in self.drifted[:8])
+        shown = ", ".join(f"{f.feature} ({f.shift()})" for f in self.drifted[:8])
         more = f" and {len(self.drifted) - 8} more" if len(self.drifted) > 8 else ""
         return f"Drift against {self.reference}: {self.reason}: {shown}{more}"
 
@@ -79,20 +106,26 @@ class DriftReport:
         if self.checked:
             lines += [
                 f"A feature drifts when PSI >= {self.psi_threshold:g} and the two-sample test's "
-                f"p-value < {self.alpha:g} (KS for numbers, chi-squared for categories).\n",
-                "| feature | kind | PSI | test | statistic | p-value | drifted |",
-                "|---|---|---|---|---|---|---|",
+                f"p-value < {self.alpha:g} (KS for numbers, chi-squared for categories), or when "
+                f"its share of missing cells moves by at least {MISSING_CHANGE:g} with a "
+                f"two-proportion z-test's p-value < {self.alpha:g}.\n",
+                "| feature | kind | PSI | test | statistic | p-value | missing | drifted |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             ordered = sorted(self.features, key=lambda f: (-f.drifted, -f.psi))
             lines += [
-                f"| {f.feature} | {f.kind} | {f.psi:.4f} | {f.test} | {f.statistic:.4f} | "
-                f"{f.p_value:.3g} | {'**yes**' if f.drifted else 'no'} |"
+                f"| {_escape(f.feature)} | {f.kind} | {f.psi:.4f} | {f.test} | "
+                f"{f.statistic:.4f} | {f.p_value:.3g} | {f.missing()} | {f.verdict()} |"
                 for f in ordered
             ]
-            lines += [
-                "",
-                *(f"![{f.feature}](plots/{f.feature}.png)" for f in self.drifted[:PLOTTED]),
-            ]
+            if self.excluded:
+                left = "; ".join(f"{_escape(c)}: {why}" for c, why in self.excluded.items())
+                lines += ["", f"Not profiled (not features): {left}."]
+            plots = (
+                f"![{_escape(f.feature)}](plots/{plot_filename(f.feature)})"
+                for f in self.drifted[:PLOTTED]
+            )
+            lines += ["", *plots]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -100,14 +133,33 @@ class DriftReport:
         return cls(False, False, None, reason, psi_threshold, alpha)
 
 
-def _is_numeric(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+def _escape(text: str) -> str:
+    """A name as markdown shows it verbatim in a table cell or a link's text."""
+    return re.sub(r"([\\|\[\]])", r"\\\1", " ".join(text.splitlines()))
 
 
-def build_profile(frame: pd.DataFrame, target: str, sample_rows: int, seed: int) -> dict:
-    """What drift checks need of training data: bins and a sample per number, counts per category.
+def plot_filename(feature: str) -> str:
+    """The file a feature's plot is written to: its name's letters and digits (safe in any
+    file system and link), then a short hash of the whole name, so that distinct names differ."""
+    letters = unicodedata.normalize("NFKD", feature).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", letters).strip("_")[:48] or "feature"
+    return f"{slug}-{hashlib.sha256(feature.encode()).hexdigest()[:8]}.png"
 
-    The label is always categorical; so is any column that is not numeric.
+
+def build_profile(
+    frame: pd.DataFrame,
+    target: str,
+    sample_rows: int,
+    seed: int,
+    types: FeatureTypes | None = None,
+    task: Task = "classification",
+) -> dict:
+    """What drift checks need of training data: bins and a sample per number, counts per
+    category, and each column's share of missing cells.
+
+    The label is numeric for regression and categorical for classification. The features are
+    those of ``types``, by their type; the columns it excludes are named with why, not profiled.
+    Without types every column is a feature: numeric if its dtype is, else categorical.
     """
     sample = frame.sample(n=min(sample_rows, len(frame)), random_state=seed)
     # A number's bins and their proportions come from at most _BINNED_ROWS rows: a decile's
@@ -115,24 +167,78 @@ def build_profile(frame: pd.DataFrame, target: str, sample_rows: int, seed: int)
     # fraction of the cost of binning every row (see docs/decisions.md).
     binned = frame.sample(n=_BINNED_ROWS, random_state=seed) if len(frame) > _BINNED_ROWS else frame
     columns: dict[str, dict] = {}
+    excluded: dict[str, str] = {}
     for name in frame.columns:
-        column = frame[name]
-        if _is_numeric(column) and name != target:
-            values = binned[name].dropna().to_numpy(dtype="float64")
+        kind = _kind(str(name), frame[name], target, types, task)
+        if kind is None:
+            excluded[str(name)] = types.excluded.get(str(name), "not among the feature types")
+        elif kind == NUMERIC:
+            values = _numbers(binned[name]).dropna().to_numpy()
             edges = _edges(values)
             columns[str(name)] = {
-                "kind": "numeric",
+                "kind": NUMERIC,
+                "missing": _missing_share(_numbers(frame[name])),
                 "edges": edges,
                 "proportions": _proportions(values, edges).tolist(),
-                "sample": sample[name].dropna().astype("float64").tolist(),
+                "sample": _numbers(sample[name]).dropna().tolist(),
             }
         else:
-            counts = column.astype("string").fillna("<null>").value_counts()
             columns[str(name)] = {
-                "kind": "categorical",
-                "counts": {str(k): int(v) for k, v in counts.items()},
+                "kind": CATEGORICAL,
+                "missing": _missing_share(frame[name]),
+                "counts": {k: int(v) for k, v in _category_counts(frame[name]).items()},
             }
-    return {"rows": len(frame), "target": target, "columns": columns}
+    return dict(rows=len(frame), target=target, task=task, columns=columns, excluded=excluded)
+
+
+def _kind(
+    name: str, column: pd.Series, target: str, types: FeatureTypes | None, task: Task
+) -> str | None:
+    """How a profile keeps a column: the label by the task, a feature by its type (without
+    types, by its dtype); None for a column the types leave out."""
+    if name == target:
+        return NUMERIC if task == "regression" else CATEGORICAL
+    if types is None:
+        return NUMERIC if is_number(column) else CATEGORICAL
+    return NUMERIC if name in types.numeric else CATEGORICAL if name in types.categorical else None
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    """A column's values as floats; a cell that holds no number is missing."""
+    return pd.to_numeric(column, errors="coerce").astype("float64")
+
+
+def _missing_share(column: pd.Series) -> float:
+    return float(column.isna().mean()) if len(column) else 0.0
+
+
+def _category(text: str) -> str:
+    """A category's text, the same for 1, 1.0 and "1" and for True and "true"."""
+    whole = _WHOLE.match(text)
+    if whole:
+        return whole.group(1)
+    return text.capitalize() if text.lower() in ("true", "false") else text
+
+
+def _category_counts(column: pd.Series) -> pd.Series:
+    """How often each present value occurs, by its text."""
+    return _by_category(column.astype("string").value_counts())
+
+
+def _by_category(counts: pd.Series) -> pd.Series:
+    return counts.groupby(counts.index.map(_category)).sum()
+
+
+def _category_table(spec: dict, column: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The categories of either side, with their counts in the profile and in the new data."""
+    reference = _by_category(
+        pd.Series(spec["counts"], dtype="float64").drop(_OLD_NULL, errors="ignore")
+    )
+    new = _category_counts(column)
+    categories = sorted(set(reference.index) | set(new.index))
+    before = reference.reindex(categories, fill_value=0).to_numpy(dtype="float64")
+    after = new.reindex(categories, fill_value=0).to_numpy(dtype="float64")
+    return categories, before, after
 
 
 def _edges(values: np.ndarray) -> list[float]:
@@ -166,32 +272,21 @@ def compare(
     alpha: float,
     seed: int,
 ) -> DriftReport:
-    """Each feature of the new frame against the profile; columns absent from either are skipped
-    (the suite answers for schema changes)."""
-    from scipy import stats
-
+    """Each profiled column of the new frame against the profile: its present values, and its
+    share of missing cells. Columns absent from either are skipped (the suite answers for
+    schema changes); a column with no values on one side has no values to test."""
     rng = np.random.default_rng(seed)
     features = []
     for name, spec in profile["columns"].items():
         if name not in frame.columns:
             continue
-        column = frame[name]
-        if spec["kind"] == "numeric" and _is_numeric(column):
-            values = column.dropna().to_numpy(dtype="float64")
-            index = psi(spec["proportions"], _proportions(values, spec["edges"]))
-            if values.size > _NEW_SAMPLE:
-                values = rng.choice(values, _NEW_SAMPLE, replace=False)
-            result = stats.ks_2samp(spec["sample"], values) if values.size else None
-            statistic, p_value = (result.statistic, result.pvalue) if result else (1.0, 0.0)
-            test = "ks"
+        if spec["kind"] == NUMERIC:
+            values = _numbers(frame[name])
+            test, index, statistic, p_value = _numeric_drift(spec, values.dropna().to_numpy(), rng)
         else:
-            counts = column.astype("string").fillna("<null>").value_counts()
-            categories = sorted(set(spec["counts"]) | set(counts.index.astype(str)))
-            before = np.array([spec["counts"].get(c, 0) for c in categories], dtype="float64")
-            after = np.array([counts.get(c, 0) for c in categories], dtype="float64")
-            index = psi(before / before.sum(), after / max(after.sum(), 1))
-            statistic, p_value = _chi_squared(before, after)
-            test = "chi2"
+            values = frame[name]
+            test, index, statistic, p_value = _categorical_drift(spec, values)
+        missing = _missing_drift(spec, profile["rows"], values, alpha)
         features.append(
             FeatureDrift(
                 feature=name,
@@ -200,34 +295,79 @@ def compare(
                 test=test,
                 statistic=float(statistic),
                 p_value=float(p_value),
-                drifted=bool(index >= psi_threshold and p_value < alpha),
+                drifted=bool(index >= psi_threshold and p_value < alpha)
+                or missing["missing_drifted"],
+                **missing,
             )
         )
     drifted = sum(f.drifted for f in features)
+    by_missing = sum(f.missing_drifted for f in features)
     report = DriftReport(
         checked=True,
         detected=drifted > 0,
         reference=reference,
-        reason=f"{drifted} of {len(features)} features drifted",
+        reason=f"{drifted} of {len(features)} features drifted"
+        + (f" ({by_missing} in their share of missing cells)" if by_missing else ""),
         psi_threshold=psi_threshold,
         alpha=alpha,
         features=features,
+        excluded=dict(profile.get("excluded", {})),
     )
     logger.info(report.summary())
     return report
 
 
-def _chi_squared(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+def _numeric_drift(
+    spec: dict, values: np.ndarray, rng: np.random.Generator
+) -> tuple[str, float, float, float]:
+    """The test, PSI over the profile's bins, and the KS statistic and p-value against its
+    sample."""
     from scipy import stats
 
-    if len(before) < 2 or after.sum() == 0:
-        return 0.0, 1.0
+    if not values.size or not spec["sample"]:
+        return "ks", 0.0, 0.0, 1.0
+    index = psi(spec["proportions"], _proportions(values, spec["edges"]))
+    if values.size > _NEW_SAMPLE:
+        values = rng.choice(values, _NEW_SAMPLE, replace=False)
+    result = stats.ks_2samp(spec["sample"], values)
+    return "ks", index, result.statistic, result.pvalue
+
+
+def _categorical_drift(spec: dict, column: pd.Series) -> tuple[str, float, float, float]:
+    """The test, PSI over the categories of either side, and the chi-squared statistic and
+    p-value of their counts."""
+    from scipy import stats
+
+    _, before, after = _category_table(spec, column)
+    if len(before) < 2 or not before.sum() or not after.sum():
+        return "chi2", 0.0, 0.0, 1.0
+    index = psi(before / before.sum(), after / after.sum())
     result = stats.chi2_contingency(np.vstack([before, after]))
-    return float(result.statistic), float(result.pvalue)
+    return "chi2", index, result.statistic, result.pvalue
+
+
+def _missing_drift(spec: dict, rows: int, values: pd.Series, alpha: float) -> dict[str, Any]:
+    """FeatureDrift's missing_* fields: the shares of missing cells in the profile and in the
+    new data, and a two-proportion z-test of the two. Profiles that predate missing shares kept
+    none for numbers (None), and counted a category's empty cells as "<null>"."""
+    before, after, p_value = spec.get("missing"), _missing_share(values), 1.0
+    if before is None and spec["kind"] == CATEGORICAL and sum(spec["counts"].values()):
+        before = spec["counts"].get(_OLD_NULL, 0) / sum(spec["counts"].values())
+    if before is not None and rows and len(values):
+        pooled = (before * rows + after * len(values)) / (rows + len(values))
+        error = math.sqrt(pooled * (1 - pooled) * (1 / rows + 1 / len(values)))
+        p_value = math.erfc(abs(after - before) / error / math.sqrt(2)) if error else 1.0
+    return {
+        "missing_reference": before,
+        "missing_new": after,
+        "missing_p_value": p_value,
+        "missing_drifted": p_value < alpha and abs(after - before) >= MISSING_CHANGE,
+    }
 
 
 def plot_feature(profile: dict, frame: pd.DataFrame, feature: FeatureDrift, path: Path) -> Path:
-    """Reference against new distribution of one feature, as a person compares them."""
+    """Reference against new distribution of one feature, as a person compares them: the
+    PLOTTED_CATEGORIES most frequent categories of either side, the rest as one bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,25 +375,37 @@ def plot_feature(profile: dict, frame: pd.DataFrame, feature: FeatureDrift, path
 
     spec = profile["columns"][feature.feature]
     figure, axes = plt.subplots(figsize=(6, 3.5))
-    if spec["kind"] == "numeric":
-        new = frame[feature.feature].dropna().to_numpy(dtype="float64")
+    if spec["kind"] == NUMERIC:
+        new = _numbers(frame[feature.feature]).dropna().to_numpy()
         bins = np.histogram_bin_edges(np.concatenate([spec["sample"], new]), bins=30)
         axes.hist(spec["sample"], bins=bins, density=True, alpha=0.55, label="champion's data")
         axes.hist(new, bins=bins, density=True, alpha=0.55, label="new data")
     else:
-        counts = frame[feature.feature].astype("string").fillna("<null>").value_counts()
-        categories = sorted(set(spec["counts"]) | set(counts.index.astype(str)))
-        reference = np.array([spec["counts"].get(c, 0) for c in categories], dtype="float64")
-        new = np.array([counts.get(c, 0) for c in categories], dtype="float64")
-        positions = np.arange(len(categories))
-        axes.bar(positions - 0.2, reference / reference.sum(), 0.4, label="champion's data")
-        axes.bar(positions + 0.2, new / max(new.sum(), 1), 0.4, label="new data")
-        axes.set_xticks(positions, categories, rotation=45 if len(categories) > 8 else 0)
+        categories, reference, new = _category_table(spec, frame[feature.feature])
+        reference, new = reference / max(reference.sum(), 1), new / max(new.sum(), 1)
+        order = np.argsort(-(reference + new), kind="stable")
+        shown, rest = order[:PLOTTED_CATEGORIES], order[PLOTTED_CATEGORIES:]
+        labels = [_short(categories[i]) for i in shown]
+        if rest.size:
+            labels.append(f"{rest.size} others")
+        positions = np.arange(len(labels))
+        for offset, shares, label in ((-0.2, reference, "champion's data"), (0.2, new, "new data")):
+            heights = np.append(shares[shown], shares[rest].sum()) if rest.size else shares[shown]
+            axes.bar(positions + offset, heights, 0.4, label=label)
+        tilted = {"rotation": 45, "ha": "right"} if len(labels) > 8 else {}
+        axes.set_xticks(positions, labels, **tilted)
+    missing = f", missing {feature.missing()}" if feature.missing_drifted else ""
     axes.set_title(
-        f"{feature.feature}: PSI {feature.psi:.2f}, {feature.test} p={feature.p_value:.2g}"
+        f"{_short(feature.feature, 40)}: PSI {feature.psi:.2f}, {feature.test} "
+        f"p={feature.p_value:.2g}{missing}",
+        fontsize="medium",
     )
     axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _short(text: str, limit: int = 16) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

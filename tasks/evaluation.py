@@ -10,8 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics
-from sklearn.base import ClassifierMixin, clone
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.base import BaseEstimator, clone, is_regressor
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+from tasks.features import Task
+from tasks.promotion import lower_is_better
+from tasks.splits import sampled_rows
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,14 @@ METRICS = (
     "test_recall_macro",
     "test_roc_auc_ovr",
 )
+REGRESSION_METRICS = ("test_rmse", "test_mae", "test_r2")
+# Points a scatter plot of the test rows draws at most (a seeded sample of them).
+PLOTTED_POINTS = 5_000
+
+
+def metrics_for(task: Task) -> tuple[str, ...]:
+    """The test-set metrics of a job of the task (the candidates' and the champion's)."""
+    return REGRESSION_METRICS if task == "regression" else METRICS
 
 
 def score_probabilities(y_true, probabilities: np.ndarray, classes) -> dict[str, float]:
@@ -48,9 +60,25 @@ def score_probabilities(y_true, probabilities: np.ndarray, classes) -> dict[str,
     }
 
 
-def test_scores(estimator: ClassifierMixin, X_test, y_test) -> tuple[dict[str, float], np.ndarray]:
-    """A fitted candidate's scores on held-out rows (the test set, a fold's), and its class
-    probabilities there (for the plots: predicted once, not twice)."""
+def score_predictions(y_true, predictions: np.ndarray) -> dict[str, float]:
+    """Root mean squared error, mean absolute error (both in the target's units) and R² of a
+    regressor's predictions."""
+    y_true = np.asarray(y_true, dtype=float)
+    predictions = np.asarray(predictions, dtype=float)
+    return {
+        "test_rmse": float(metrics.root_mean_squared_error(y_true, predictions)),
+        "test_mae": float(metrics.mean_absolute_error(y_true, predictions)),
+        "test_r2": float(metrics.r2_score(y_true, predictions)),
+    }
+
+
+def test_scores(estimator: BaseEstimator, X_test, y_test) -> tuple[dict[str, float], np.ndarray]:
+    """A fitted candidate's scores on held-out rows (the test set, a fold's), and its outputs
+    there (for the plots: predicted once, not twice): a classifier's class probabilities, a
+    regressor's predictions (one float a row)."""
+    if is_regressor(estimator):
+        predictions = np.asarray(in_chunks(estimator.predict, X_test), dtype=float).ravel()
+        return score_predictions(y_test, predictions), predictions
     probabilities = in_chunks(estimator.predict_proba, X_test)
     return score_probabilities(y_test, probabilities, estimator.classes_), probabilities
 
@@ -67,46 +95,57 @@ def in_chunks(predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame) -> Any:
 
 
 def best_candidate(scores: dict[str, dict[str, float]], metric: str) -> str:
-    """The candidate with the highest metric; ties go to the first listed (the network)."""
-    return max(scores, key=lambda family: scores[family][metric])
+    """The candidate with the best metric (the lowest error, else the highest score); ties go
+    to the first listed (the network)."""
+    sign = -1 if lower_is_better(metric) else 1
+    return max(scores, key=lambda family: sign * scores[family][metric])
 
 
-def cross_validated_accuracy(
-    estimator: ClassifierMixin, X, y, folds: int, seed: int
-) -> dict[str, float]:
-    """Stratified k-fold accuracy of a fresh copy of the estimator (its family, refitted)."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(clone(estimator), X, y, cv=splitter, scoring="accuracy")
+def cross_validated(estimator: BaseEstimator, X, y, folds: int, seed: int) -> dict[str, float]:
+    """k-fold scores of a fresh copy of the estimator (its family, refitted): a classifier's
+    accuracy on stratified folds, a regressor's RMSE on shuffled ones."""
+    if is_regressor(estimator):
+        name, scoring, sign, folding = "rmse", "neg_root_mean_squared_error", -1, KFold
+    else:
+        name, scoring, sign, folding = "accuracy", "accuracy", 1, StratifiedKFold
+    splitter = folding(n_splits=folds, shuffle=True, random_state=seed)
+    scores = sign * cross_val_score(clone(estimator), X, y, cv=splitter, scoring=scoring)
     logger.info(
-        "%d-fold cross-validated accuracy %.4f +/- %.4f", folds, scores.mean(), scores.std()
+        "%d-fold cross-validated %s %.4f +/- %.4f", folds, name, scores.mean(), scores.std()
     )
-    return {"cv_accuracy_mean": float(scores.mean()), "cv_accuracy_std": float(scores.std())}
+    return {f"cv_{name}_mean": float(scores.mean()), f"cv_{name}_std": float(scores.std())}
 
 
-def plot_confusion_matrix(y_true, y_pred, classes, title: str, path: Path) -> Path:
+def _pyplot():
+    """matplotlib's pyplot, drawing to files only (the Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    _pyplot().close(figure)
+    return path
+
+
+def plot_confusion_matrix(y_true, y_pred, classes, title: str, path: Path) -> Path:
+    plt = _pyplot()
     matrix = metrics.confusion_matrix(y_true, y_pred, labels=classes)
     figure, axes = plt.subplots(figsize=(6, 5))
     metrics.ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
         ax=axes, colorbar=False, cmap="Blues"
     )
     axes.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_roc_curves(y_true, probabilities: np.ndarray, classes, title: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     y_true = np.asarray(y_true)
     figure, axes = plt.subplots(figsize=(6, 5))
     shown = classes[1:] if len(classes) == 2 else classes
@@ -118,7 +157,43 @@ def plot_roc_curves(y_true, probabilities: np.ndarray, classes, title: str, path
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="False positive rate", ylabel="True positive rate", title=title)
     axes.legend(loc="lower right", fontsize="small", ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
+
+
+def _sampled_points(y_true, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The actual and predicted values a scatter plot draws (at most PLOTTED_POINTS of them,
+    a seeded sample: more only blot each other out), and a note of how many when sampled."""
+    actual, predicted = np.asarray(y_true, dtype=float), np.asarray(predictions, dtype=float)
+    rows = sampled_rows(len(actual), PLOTTED_POINTS, seed=0)
+    if rows is None:
+        return actual, predicted, ""
+    return actual[rows], predicted[rows], f"\n{len(rows):,} of {len(actual):,} rows shown"
+
+
+def plot_predicted_vs_actual(y_true, predictions: np.ndarray, title: str, path: Path) -> Path:
+    """A regressor's predictions against the actual values, with the line they would be on if
+    every one were right."""
+    plt = _pyplot()
+    actual, predicted, note = _sampled_points(y_true, predictions)
+    figure, axes = plt.subplots(figsize=(6, 5))
+    axes.scatter(actual, predicted, s=8, alpha=0.4, linewidths=0)
+    low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
+    axes.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="Actual", ylabel="Predicted", title=title + note)
+    return _save(figure, path)
+
+
+def plot_residuals(y_true, predictions: np.ndarray, title: str, path: Path) -> Path:
+    """A regressor's residuals (actual - predicted) against its predictions, where a pattern
+    shows what it misses, and their distribution (of every row)."""
+    plt = _pyplot()
+    residuals = np.asarray(y_true, dtype=float) - np.asarray(predictions, dtype=float)
+    actual, predicted, note = _sampled_points(y_true, predictions)
+    figure, (scatter, histogram) = plt.subplots(1, 2, figsize=(10, 4.5))
+    scatter.scatter(predicted, actual - predicted, s=8, alpha=0.4, linewidths=0)
+    scatter.axhline(0, linestyle="--", color="grey", linewidth=0.8)
+    scatter.set(xlabel="Predicted", ylabel="Residual (actual - predicted)", title=title + note)
+    histogram.hist(residuals, bins=50, color="tab:blue", alpha=0.8)
+    histogram.axvline(0, linestyle="--", color="grey", linewidth=0.8)
+    histogram.set(xlabel="Residual", ylabel="Rows", title="Distribution of residuals")
+    return _save(figure, path)

@@ -18,6 +18,7 @@ def render(
     lines = [
         f"# Model card: {lineage.model} v{version}",
         "",
+        f"- **Task:** {lineage.inputs.task} of `{lineage.target}`",
         f"- **Family:** `{candidates.family}` (best of {len(candidates.scores)} candidates)",
         f"- **MLflow run:** `{lineage.run_id}`",
         f"- **Trained on:** {', '.join(f'{k}={v}' for k, v in lineage.device.as_params().items())}",
@@ -29,6 +30,15 @@ def render(
         f"- Snapshot: `{lineage.snapshot.uri}`",
         f"- sha256: `{lineage.snapshot.sha256}`",
         f"- Shape: {lineage.snapshot.rows} rows x {lineage.snapshot.columns} columns",
+        f"- Features: {lineage.inputs.types.describe()}",
+        "- Preprocessing inside the model: "
+        + (
+            "missing numbers imputed (median, with missing-indicators), categories one-hot "
+            "(the network, linear models) or native (gradient boosting); unseen categories "
+            "go to an out-of-vocabulary bucket"
+            if lineage.inputs.encoded
+            else "none (complete numbers; the network scales them itself)"
+        ),
         "",
         "## Validation",
         "",

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from tasks.checkpoints import FitProgress
 from tasks.devices import DeviceStrategy, detect_device
+from tasks.preprocessing import encode
 from tasks.splits import sampled_rows
 from tasks.streaming import (
     HELD_ROWS,
@@ -46,10 +47,15 @@ def build_network(
     learning_rate: float,
     steps_per_execution: int = 1,
     seed: int = 0,
+    target_scale: tuple[float, float] | None = None,
 ):
     """The reference network: Flatten, Dense(128, ReLU), Dense(softmax); Adam; sparse CE;
     ``steps_per_execution`` batches per call of the compiled step; initial weights drawn from
     ``seed`` alone (not from the process's global seeds, which fits in other threads move).
+
+    With ``target_scale`` (the label's mean and standard deviation) it is a regression network
+    instead: the same shape with one linear output, rescaled to the label's units inside the
+    model (so it starts near the mean and serves in the label's units), and mean squared error.
 
     A Normalization layer in front, set to the mean and variance of ``sample``, carries the
     feature scaling inside the saved model, so the registered model takes raw feature values.
@@ -72,21 +78,32 @@ def build_network(
                 activation="relu",
                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
             ),
-            keras.layers.Dense(
-                n_classes,
-                activation="softmax",
-                dtype="float32",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
-            ),
+            *_head(keras, n_classes, seed + 1, target_scale),
         ]
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="sparse_categorical_crossentropy" if target_scale is None else "mse",
+        metrics=["accuracy" if target_scale is None else "mae"],
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def _head(keras, n_classes: int, seed: int, target_scale: tuple[float, float] | None) -> list:
+    """Class probabilities, or one number in the label's units."""
+    initializer = keras.initializers.GlorotUniform(seed=seed)
+    if target_scale is None:
+        return [
+            keras.layers.Dense(
+                n_classes, activation="softmax", dtype="float32", kernel_initializer=initializer
+            )
+        ]
+    mean, std = target_scale
+    return [
+        keras.layers.Dense(1, dtype="float32", kernel_initializer=initializer),
+        keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_units"),
+    ]
 
 
 def serving_network(model):
@@ -104,20 +121,24 @@ def serving_network(model):
     return served
 
 
-class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
+class _KerasMLP(BaseEstimator):
     """The Keras network behind the scikit-learn estimator API.
 
     That lets cross-validation, evaluation and registration treat every candidate alike.
-    Without ``validation_data``, early stopping watches a stratified ``validation_fraction``
-    of the training rows, like scikit-learn's ``MLPClassifier(early_stopping=True)``.
-    ``batch_size`` is per replica: on several GPUs each step takes that many rows per GPU.
-    With ``checkpoint_dir``, every epoch is backed up there; a fit that dies part-way resumes
-    from its last completed epoch when fitted again with the same folder (and the same data
-    and parameters), and the folder is removed once a fit completes. ``device`` is where it
-    trains (None: the GPUs the backend sees); the feature scaling is set from at most
-    ``scaling_rows`` training rows, and up to ``held_rows`` rows TensorFlow holds them all
-    (see `tf_batches`).
+    Without ``validation_data``, early stopping watches a ``validation_fraction`` of the
+    training rows (stratified for a classifier), like scikit-learn's
+    ``MLPClassifier(early_stopping=True)``. ``batch_size`` is per replica: on several GPUs
+    each step takes that many rows per GPU. With ``checkpoint_dir``, every epoch is backed up
+    there; a fit that dies part-way resumes from its last completed epoch when fitted again
+    with the same folder (and the same data and parameters), and the folder is removed once a
+    fit completes. ``device`` is where it trains (None: the GPUs the backend sees); the feature
+    scaling is set from at most ``scaling_rows`` training rows, and up to ``held_rows`` rows
+    TensorFlow holds them all (see `tf_batches`). ``encoder`` (see tasks/preprocessing.py),
+    when given, is fitted on the training rows and turns a table of mixed types into the
+    numbers the network reads, in fitting and in predicting alike.
     """
+
+    _watched = "val_loss"  # the validation metric a fit's log line reports
 
     def __init__(
         self,
@@ -132,6 +153,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         device: DeviceStrategy | None = None,
         scaling_rows: int = SCALING_ROWS,
         held_rows: int = HELD_ROWS,
+        encoder=None,
     ):
         self.hidden_units = hidden_units
         self.epochs = epochs
@@ -144,26 +166,40 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.scaling_rows = scaling_rows
         self.held_rows = held_rows
+        self.encoder = encoder
 
     def _device(self) -> DeviceStrategy:
         return self.device or detect_device()
 
+    def _inputs(self, X) -> np.ndarray:
+        """The network's input: the encoded rows, or the numbers as float32."""
+        if getattr(self, "encoder_", None) is not None:
+            return encode(self.encoder_, X)
+        return np.asarray(X, dtype="float32")
+
+    def _targets(self, y) -> np.ndarray:
+        """What the network learns from the labels (set up on the training labels)."""
+        raise NotImplementedError
+
+    def _learned(self, y) -> np.ndarray:
+        """The same for other rows' labels (the validation rows)."""
+        raise NotImplementedError
+
     def fit(self, X, y, validation_data=None, callbacks: Sequence = ()):
         """Fit in memory; ``callbacks`` are extra Keras callbacks, run after the estimator's."""
-        X = np.asarray(X, dtype="float32")
-        self.classes_ = unique_labels(y)
-        codes = np.searchsorted(self.classes_, np.asarray(y))
+        self.encoder_ = None if self.encoder is None else clone(self.encoder).fit(X)
+        X, codes = self._inputs(X), self._targets(y)
         if validation_data is None:
             X, X_val, codes, codes_val = train_test_split(
                 X,
                 codes,
                 test_size=self.validation_fraction,
-                stratify=codes,
+                stratify=codes if is_classifier(self) else None,
                 random_state=self.random_state,
             )
         else:
-            X_val = np.asarray(validation_data[0], dtype="float32")
-            codes_val = np.searchsorted(self.classes_, np.asarray(validation_data[1]))
+            X_val = self._inputs(validation_data[0])
+            codes_val = self._learned(validation_data[1])
         device = self._device()
         batch = device.global_batch_size(self.batch_size)
         if device.backend == "tensorflow":
@@ -181,6 +217,82 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         picked = sampled_rows(len(X), self.scaling_rows, self.random_state)
         return self._train(device, X if picked is None else X[picked], callbacks, **data)
 
+    def _network(self, sample: np.ndarray, device: DeviceStrategy):
+        raise NotImplementedError
+
+    def _train(self, device: DeviceStrategy, sample: np.ndarray, callbacks: Sequence, **data):
+        """Build the network under ``device``, its scaling set by ``sample``; fit on ``data``."""
+        import keras
+
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.patience, restore_best_weights=True
+        )
+        own = [stop]
+        progress = None
+        if self.checkpoint_dir is not None:
+            folder = Path(self.checkpoint_dir)
+            progress = FitProgress(folder, stop)
+            own.append(
+                keras.callbacks.LambdaCallback(
+                    on_train_begin=progress.restore,
+                    on_epoch_end=progress.save,
+                    on_train_end=progress.remove,
+                )
+            )
+        with device.applied():
+            with SEEDING:  # other backends' array adapters shuffle from them (unguarded)
+                keras.utils.set_random_seed(self.random_state)
+            self.model_ = self._network(sample, device)
+            history = self.model_.fit(
+                **data, epochs=self.epochs, callbacks=[*own, *callbacks], verbose=0
+            )
+        self.history_ = (
+            progress.history
+            if progress
+            else {name: [float(v) for v in values] for name, values in history.history.items()}
+        )
+        self.n_epochs_ = len(self.history_["loss"])
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        self.n_features_in_ = sample.shape[1]
+        logger.info(
+            "Keras network on %s (%s, %s): %d epochs (best %d), %s %.4f",
+            device.device,
+            device.strategy,
+            device.precision,
+            self.n_epochs_,
+            self.best_epoch_,
+            self._watched,
+            self.history_[self._watched][self.best_epoch_ - 1],
+        )
+        return self
+
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict(self._inputs(X), batch_size=4096, verbose=0)
+
+
+class KerasMLPClassifier(ClassifierMixin, _KerasMLP):
+    """The network as a classifier: softmax over the training labels' classes."""
+
+    _watched = "val_accuracy"
+
+    def _targets(self, y) -> np.ndarray:
+        self.classes_ = unique_labels(y)
+        return self._learned(y)
+
+    def _learned(self, y) -> np.ndarray:
+        return np.searchsorted(self.classes_, np.asarray(y))
+
+    def _network(self, sample: np.ndarray, device: DeviceStrategy):
+        return build_network(
+            sample,
+            len(self.classes_),
+            self.hidden_units,
+            self.learning_rate,
+            device.steps_per_execution,
+            self.random_state,
+        )
+
     def fit_parquet(
         self,
         path: str | Path,
@@ -193,9 +305,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         The classes come from a pass over the ``target`` column alone; the scaling is set from
         the first batches of a shuffled pass. Without ``validation_path``, a seeded
         ``validation_fraction`` of the file's row groups is held out for early stopping.
+        The columns must be complete numbers (no ``encoder``).
         """
         import pyarrow.parquet as pq
 
+        self.encoder_ = None
         self.classes_ = parquet_classes(path, target)
         groups = np.arange(pq.ParquetFile(path).num_row_groups)
         if validation_path is None:
@@ -226,61 +340,36 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             shuffle=False,  # the batches come shuffled
         )
 
-    def _train(self, device: DeviceStrategy, sample: np.ndarray, callbacks: Sequence, **data):
-        """Build the network under ``device``, its scaling set by ``sample``; fit on ``data``."""
-        import keras
-
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.patience, restore_best_weights=True
-        )
-        own = [stop]
-        progress = None
-        if self.checkpoint_dir is not None:
-            folder = Path(self.checkpoint_dir)
-            progress = FitProgress(folder, stop)
-            own.append(
-                keras.callbacks.LambdaCallback(
-                    on_train_begin=progress.restore,
-                    on_epoch_end=progress.save,
-                    on_train_end=progress.remove,
-                )
-            )
-        with device.applied():
-            with SEEDING:  # other backends' array adapters shuffle from them (unguarded)
-                keras.utils.set_random_seed(self.random_state)
-            self.model_ = build_network(
-                sample,
-                len(self.classes_),
-                self.hidden_units,
-                self.learning_rate,
-                device.steps_per_execution,
-                self.random_state,
-            )
-            history = self.model_.fit(
-                **data, epochs=self.epochs, callbacks=[*own, *callbacks], verbose=0
-            )
-        self.history_ = (
-            progress.history
-            if progress
-            else {name: [float(v) for v in values] for name, values in history.history.items()}
-        )
-        self.n_epochs_ = len(self.history_["loss"])
-        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-        self.n_features_in_ = sample.shape[1]
-        logger.info(
-            "Keras network on %s (%s, %s): %d epochs (best %d), val_accuracy %.4f",
-            device.device,
-            device.strategy,
-            device.precision,
-            self.n_epochs_,
-            self.best_epoch_,
-            self.history_["val_accuracy"][self.best_epoch_ - 1],
-        )
-        return self
-
     def predict_proba(self, X):
-        check_is_fitted(self, "model_")
-        return self.model_.predict(np.asarray(X, dtype="float32"), batch_size=4096, verbose=0)
+        return self._outputs(X)
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class KerasMLPRegressor(RegressorMixin, _KerasMLP):
+    """The network as a regressor: one linear output in the label's units, mean squared error."""
+
+    _watched = "val_mae"
+
+    def _targets(self, y) -> np.ndarray:
+        values = self._learned(y)
+        self.target_scale_ = (float(values.mean()), float(values.std()) or 1.0)
+        return values
+
+    def _learned(self, y) -> np.ndarray:
+        return np.asarray(y, dtype="float32")
+
+    def _network(self, sample: np.ndarray, device: DeviceStrategy):
+        return build_network(
+            sample,
+            1,
+            self.hidden_units,
+            self.learning_rate,
+            device.steps_per_execution,
+            self.random_state,
+            self.target_scale_,
+        )
+
+    def predict(self, X):
+        return self._outputs(X)[:, 0]

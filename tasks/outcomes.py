@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks.devices import DeviceStrategy
 from tasks.drift import DriftReport
+from tasks.features import ModelInputs
 from tasks.promotion import PromotionDecision
 from tasks.snapshots import Snapshot
 from tasks.validation import ValidationReport
@@ -16,13 +17,14 @@ from tasks.validation import ValidationReport
 @dataclass(frozen=True)
 class CandidateResults:
     """The chosen family and its fitted estimator, every candidate's test scores, the chosen
-    one's test probabilities, its cross-validation (empty when not run), and the families
-    whose fit was reused from a crashed run's persisted results."""
+    one's test outputs (class probabilities, or a regressor's predictions), its
+    cross-validation (empty when not run), and the families whose fit was reused from a
+    crashed run's persisted results."""
 
     family: str
     estimator: Any
     scores: dict[str, dict[str, float]]
-    probabilities: Any
+    outputs: Any
     cross_validation: dict[str, float]
     reused: list[str]
 
@@ -46,6 +48,7 @@ class Lineage:
     device: DeviceStrategy
     job_key: str
     git_commit: str | None
+    inputs: ModelInputs
 
     def tags(self, family: str) -> dict[str, str]:
         tags = {
@@ -56,6 +59,7 @@ class Lineage:
             "flow_run_id": self.flow_run_id,
             "model_family": family,
             "target": self.target,
+            "task": self.inputs.task,
             "job_key": self.job_key,
         }
         if self.git_commit:
@@ -85,6 +89,8 @@ class TrainingResult:
     validation: dict[str, Any] | None = None
     device: dict[str, Any] | None = None
     reused: list[str] = field(default_factory=list)
+    task: str | None = None
+    features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
 
     @classmethod
     def trained(
@@ -114,6 +120,8 @@ class TrainingResult:
             validation={"suite": lineage.validation.suite, "success": lineage.validation.success},
             device=asdict(lineage.device),
             reused=candidates.reused,
+            task=lineage.inputs.task,
+            features=lineage.inputs.types.to_dict(),
         )
 
     @classmethod
@@ -144,6 +152,7 @@ class TrainingResult:
             data_sha256=data_sha256,
             drift=drift.to_dict(),
             skipped=True,
+            task=version.tags.get("task", "classification"),
         )
 
     def to_json(self) -> dict[str, Any]:

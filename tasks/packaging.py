@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,17 +60,23 @@ class LoggedModel:
 
 
 def log_model(
-    settings: Settings, run_id: str, estimator: Any, features: list[str], example: pd.DataFrame
+    settings: Settings,
+    run_id: str,
+    estimator: Any,
+    features: list[str],
+    example: pd.DataFrame,
+    categories: dict[str, list[str]] | None = None,
 ) -> LoggedModel:
     """Log the estimator as an MLflow pyfunc model on the run, with a signature from
     ``example`` and pinned requirements; the model is loaded back from the artifact store and
-    must predict what the estimator predicts."""
+    must predict what the estimator predicts. ``categories``: each categorical feature's
+    training values, which the model counts unseen ones against."""
     import mlflow
     from mlflow.models import infer_signature
 
     kind = "keras" if hasattr(estimator, "model_") else "sklearn"
     with tempfile.TemporaryDirectory() as scratch:
-        artifacts = _save_estimator(estimator, kind, features, Path(scratch))
+        artifacts = _save_estimator(estimator, kind, features, categories or {}, Path(scratch))
         # Whole-number features are signed as doubles: a model trained from a CSV of integers
         # then scores float rows too, and `conform` widens integer rows for older versions.
         example = _widened(example[features])
@@ -107,29 +113,50 @@ def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) ->
             f"the model stored at {model_uri} cannot be read back: {first_line(exc)}; "
             "nothing registered"
         ) from exc
-    same_labels = list(stored["prediction"]) == list(expected["prediction"])
-    close = np.allclose(stored.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), atol=1e-5)
-    if not (same_labels and close):
+    if is_classification(expected):
+        same = list(stored["prediction"]) == list(expected["prediction"]) and np.allclose(
+            stored.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), atol=1e-5
+        )
+    else:
+        same = np.allclose(stored["prediction"], expected["prediction"], rtol=1e-4, atol=1e-5)
+    if not same:
         raise RegistryError(
             f"the model read back from {model_uri} predicts differently from the one trained; "
             "nothing registered"
         )
 
 
-def _save_estimator(estimator: Any, kind: str, features: list[str], folder: Path) -> dict:
-    meta = {"kind": kind, "features": features, "classes": plain_values(estimator.classes_)}
+def _save_estimator(
+    estimator: Any, kind: str, features: list[str], categories: dict, folder: Path
+) -> dict:
+    import joblib
+
+    meta = {
+        "kind": kind,
+        "task": "classification" if hasattr(estimator, "classes_") else "regression",
+        "features": features,
+        "classes": plain_values(getattr(estimator, "classes_", [])),
+        "categories": categories,
+    }
     (folder / "meta.json").write_text(json.dumps(meta))
+    artifacts = {"meta": str(folder / "meta.json")}
     if kind == "keras":
         from tasks.network import serving_network
 
         path = folder / "network.keras"
         serving_network(estimator.model_).save(path)
+        if estimator.encoder_ is not None:
+            joblib.dump(estimator.encoder_, folder / "encoder.joblib")
+            artifacts["encoder"] = str(folder / "encoder.joblib")
     else:
-        import joblib
-
         path = folder / "estimator.joblib"
         joblib.dump(estimator, path)
-    return {"meta": str(folder / "meta.json"), "estimator": str(path)}
+    return {**artifacts, "estimator": str(path)}
+
+
+def is_classification(predictions: pd.DataFrame) -> bool:
+    """Whether a registered model's predictions are a classifier's (class probabilities)."""
+    return any(c.startswith("probability_") for c in predictions.columns)
 
 
 def class_probabilities(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +167,46 @@ def class_probabilities(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     return classes, predictions[columns].to_numpy()
 
 
+def unseen_categories(model, frame: pd.DataFrame) -> dict[str, int]:
+    """Per categorical feature, the rows of ``frame`` with a value the registered model never
+    saw in training (none for a version registered before models counted them)."""
+    wrapper = model.unwrap_python_model()
+    count = getattr(wrapper, "unseen_categories", None)
+    return count(frame) if count else {}
+
+
+@dataclass
+class PredictionSummary:
+    """What a batch's predictions came to, partition by partition: rows per predicted class
+    (a classifier), or their mean and range (a regressor)."""
+
+    counts: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
+    rows: int = 0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """One partition's predictions (a registered model's output frame)."""
+        predictions = frame["prediction"]
+        if not is_classification(frame):
+            self.rows += len(predictions)
+            self.total += float(predictions.sum())
+            self.low = min(self.low, float(predictions.min()))
+            self.high = max(self.high, float(predictions.max()))
+        else:
+            self.counts = self.counts.add(predictions.value_counts(), fill_value=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.rows:
+            mean = self.total / self.rows
+            return {"predicted_summary": {"mean": mean, "min": self.low, "max": self.high}}
+        return {"predicted_counts": {str(k): int(v) for k, v in self.counts.sort_index().items()}}
+
+
 def _predict_frame(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    if not hasattr(estimator, "classes_"):
+        return pd.DataFrame({"prediction": estimator.predict(frame)})
     probabilities = estimator.predict_proba(frame)
     out = pd.DataFrame(
         probabilities, columns=[f"probability_{label}" for label in estimator.classes_]
@@ -161,12 +227,25 @@ def load_version(settings: Settings, name: str, version: str):
 
 def conform(model, frame: pd.DataFrame) -> pd.DataFrame:
     """Integer columns where the model's signature expects doubles (a CSV of whole numbers
-    scored by a model trained on floats) widened to float64: MLflow refuses to do it itself."""
+    scored by a model trained on floats) widened to float64, and columns it expects as text
+    (categories a file holds as numbers, or a batch where one is empty) cast to text:
+    MLflow's schema enforcement refuses to do either itself."""
     from mlflow.types import DataType
 
+    from tasks.preprocessing import as_text
+
     schema = model.metadata.get_input_schema()
-    doubles = {c.name for c in (schema.inputs if schema else []) if c.type == DataType.double}
-    return _widened(frame, [c for c in frame.columns if c in doubles])
+    specs = schema.inputs if schema else []
+    doubles = {c.name for c in specs if c.type == DataType.double}
+    texts = [
+        c.name
+        for c in specs
+        if c.type == DataType.string
+        and c.name in frame.columns
+        and not pd.api.types.is_string_dtype(frame[c.name])
+    ]
+    frame = _widened(frame, [c for c in frame.columns if c in doubles])
+    return frame.assign(**{name: as_text(frame[name]) for name in texts}) if texts else frame
 
 
 def _widened(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:

@@ -16,3 +16,7 @@ Seconds = Annotated[int, Field(ge=1)]
 # (a choice in the UI's form) and, with the same values, the command's option.
 DriftMode = Literal["warn", "fail"]
 DriftChoice = StrEnum("DriftChoice", {mode: mode for mode in get_args(DriftMode)})
+
+# What a training job learns: inferred from the label (auto), or as the user says.
+TaskChoice = Literal["auto", "classification", "regression"]
+TaskOption = StrEnum("TaskOption", {task: task for task in get_args(TaskChoice)})

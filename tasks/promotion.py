@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from tasks.errors import PlatformError
+
+# Metrics where less is better: errors, in the target's units, and spreads across folds. A
+# margin or tolerance on one of them is a share of the champion's value (0.05: 5% of it), so
+# that one policy means the same for a target in dollars as for one in millimetres; on the
+# others (accuracy, F1, R², all between 0 and 1) it is an absolute difference.
+LOWER_IS_BETTER = frozenset(
+    {"test_rmse", "test_mae", "cv_rmse_mean", "cv_rmse_std", "cv_accuracy_std"}
+)
 
 
 class ApprovalExpiredError(PlatformError):
     """Nobody answered a promotion's approval request in time."""
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether less of the metric is better (an error), so a candidate wins with the least."""
+    return metric in LOWER_IS_BETTER
+
+
+def improvement(metric: str, new: float, old: float) -> float:
+    """How much better ``new`` is than ``old`` (negative: worse): the difference, or for a
+    lower-is-better metric the fall as a share of ``old`` (0.05: 5% lower)."""
+    if not lower_is_better(metric):
+        return new - old
+    if old == 0:  # a perfect champion: only another perfect score is not worse
+        return 0.0 if new == 0 else -math.inf
+    return (old - new) / abs(old)
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:g}%"
+
+
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """Primary metric to beat by a margin; guard metrics that may not regress past a tolerance."""
+    """Primary metric to beat by a margin; guard metrics that may not regress past a tolerance.
+
+    For a lower-is-better metric (LOWER_IS_BETTER: RMSE, MAE) the margin and the tolerance
+    are shares of the champion's value; for the others, absolute differences.
+    """
 
     metric: str
     margin: float
@@ -21,11 +53,49 @@ class PromotionPolicy:
     tolerance: float
 
     def describe(self) -> str:
-        guards = ", ".join(self.guards) or "none"
-        return (
-            f"promote when there is no champion, or when {self.metric} >= champion + "
-            f"{self.margin:g} and no guard metric ({guards}) drops by more than {self.tolerance:g}"
-        )
+        if lower_is_better(self.metric):
+            primary = f"{self.metric} <= champion - {_percent(self.margin)} of it"
+        else:
+            primary = f"{self.metric} >= champion + {self.margin:g}"
+        rising = [g for g in self.guards if lower_is_better(g)]
+        dropping = ", ".join(g for g in self.guards if not lower_is_better(g))
+        guards = []
+        if dropping or not rising:
+            guards.append(
+                f"no guard metric ({dropping or 'none'}) drops by more than {self.tolerance:g}"
+            )
+        if rising:
+            guards.append(
+                f"no guard metric ({', '.join(rising)}) rises by more than "
+                f"{_percent(self.tolerance)} of the champion's"
+            )
+        return f"promote when there is no champion, or when {primary} and {' and '.join(guards)}"
+
+
+def _versus(metric: str, new: float, old: float) -> str:
+    """The challenger's value against the champion's; for a lower-is-better metric, in the
+    target's units whatever they are, with its change in percent."""
+    if lower_is_better(metric):
+        return f"{metric} {new:.6g} vs champion {old:.6g} ({-improvement(metric, new, old):+.1%})"
+    return f"{metric} {new:.4f} vs champion {old:.4f}"
+
+
+def _regressed_guard(
+    policy: PromotionPolicy, challenger: dict[str, float], champion: dict[str, float]
+) -> str | None:
+    """Why the first guard metric that got worse by more than the tolerance blocks; None."""
+    for guard in policy.guards:
+        new, old = challenger[guard], champion[guard]
+        drop = -improvement(guard, new, old)
+        if drop <= policy.tolerance:
+            continue
+        if lower_is_better(guard):
+            return (
+                f"guard {_versus(guard, new, old)} regressed past the tolerance "
+                f"{_percent(policy.tolerance)}"
+            )
+        return f"guard {guard} regressed by {drop:.4f} (tolerance {policy.tolerance:g})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -66,26 +136,21 @@ def decide(
             False,
             f"champion v{champion_version} could not be scored on this data: {champion_error}",
         )
-    gain = challenger[policy.metric] - champion[policy.metric]
+    new, old = challenger[policy.metric], champion[policy.metric]
+    gain = improvement(policy.metric, new, old)
+    versus = _versus(policy.metric, new, old)
+    relative = lower_is_better(policy.metric)
     if gain < policy.margin:
-        return outcome(
-            False,
-            f"{policy.metric} {challenger[policy.metric]:.4f} vs champion "
-            f"{champion[policy.metric]:.4f}: gain {gain:+.4f} is below the margin "
-            f"{policy.margin:g}",
-        )
-    for guard in policy.guards:
-        drop = champion[guard] - challenger[guard]
-        if drop > policy.tolerance:
+        if relative:
             return outcome(
-                False,
-                f"guard {guard} regressed by {drop:.4f} (tolerance {policy.tolerance:g})",
+                False, f"{versus}: short of the margin ({_percent(policy.margin)} lower)"
             )
-    return outcome(
-        True,
-        f"{policy.metric} {challenger[policy.metric]:.4f} vs champion "
-        f"{champion[policy.metric]:.4f} (gain {gain:+.4f}); guards within tolerance",
-    )
+        return outcome(False, f"{versus}: gain {gain:+.4f} is below the margin {policy.margin:g}")
+    regressed = _regressed_guard(policy, challenger, champion)
+    if regressed is not None:
+        return outcome(False, regressed)
+    shown = versus if relative else f"{versus} (gain {gain:+.4f})"
+    return outcome(True, f"{shown}; guards within tolerance")
 
 
 def review(

@@ -10,7 +10,9 @@ import pandas as pd
 
 from tasks import evaluation, faults, model_card, packaging, promotion, registry, tracking
 from tasks.errors import first_line
+from tasks.features import Task
 from tasks.outcomes import CandidateResults, Lineage
+from tasks.preprocessing import categories
 from tasks.settings import Settings
 from tasks.splits import Splits
 from tasks.store import registry_lock
@@ -27,34 +29,39 @@ class ChampionScores:
     error: str | None
 
 
-def score_champion(settings: Settings, model_name: str, X_test, y_test) -> ChampionScores:
+def score_champion(
+    settings: Settings, model_name: str, X_test, y_test, task: Task = "classification"
+) -> ChampionScores:
     """Re-score the current champion on this run's test rows."""
     version = registry.alias_holder(settings, model_name, registry.CHAMPION)
     if version is None:
         return ChampionScores(None, None, None)
     try:
         model = packaging.load_model(settings, f"models:/{model_name}@{registry.CHAMPION}")
-        classes, probabilities = packaging.class_probabilities(
-            evaluation.in_chunks(model.predict, X_test)
-        )
-        scores = evaluation.score_probabilities(
-            pd.Series(y_test).astype(str).to_numpy(), probabilities, classes
-        )
+        predictions = evaluation.in_chunks(model.predict, packaging.conform(model, X_test))
+        if packaging.is_classification(predictions) != (task == "classification"):
+            kind = "regression" if task == "classification" else "classification"
+            return ChampionScores(version, None, f"it is a {kind} model; this is a {task} job")
+        if task == "regression":
+            scores = evaluation.score_predictions(y_test, predictions["prediction"].to_numpy())
+        else:
+            classes, probabilities = packaging.class_probabilities(predictions)
+            scores = evaluation.score_probabilities(
+                pd.Series(y_test).astype(str).to_numpy(), probabilities, classes
+            )
     except Exception as exc:  # a champion of another schema cannot block the record of why
         return ChampionScores(version, None, first_line(exc))
     return ChampionScores(version, scores, None)
 
 
 def decide(
-    settings: Settings, challenger: dict[str, float], champion: ChampionScores
+    settings: Settings,
+    challenger: dict[str, float],
+    champion: ChampionScores,
+    task: Task = "classification",
 ) -> promotion.PromotionDecision:
-    """The settings' promotion policy applied to the challenger and the champion."""
-    policy = promotion.PromotionPolicy(
-        metric=settings.promotion_metric,
-        margin=settings.promotion_margin,
-        guards=settings.guard_metrics,
-        tolerance=settings.guard_tolerance,
-    )
+    """The settings' promotion policy for the task applied to the challenger and the champion."""
+    policy = settings.promotion_policy(task)
     return promotion.decide(policy, challenger, champion.scores, champion.version, champion.error)
 
 
@@ -84,7 +91,12 @@ def register_and_promote(
         holder = registry.alias_holder(settings, name, registry.CHAMPION)
         decision = promotion.recheck(decision, holder)
         logged = packaging.log_model(
-            settings, run_id, candidates.estimator, splits.features, splits.X_test.head(5)
+            settings,
+            run_id,
+            candidates.estimator,
+            splits.features,
+            splits.X_test.head(5),
+            categories(lineage.inputs.types, splits.X_train),
         )
         version = registry.create_version(
             settings,

@@ -7,12 +7,27 @@ import os
 import secrets
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.errors import PlatformError
+from tasks.promotion import PromotionPolicy
+
+if TYPE_CHECKING:
+    from tasks.features import Task
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A regression job's promotion policy, of each of these the environment does not set: the
+# classification defaults (accuracy, F1, ROC AUC) are no metrics of a regressor. RMSE and MAE
+# are errors, so their margin and tolerance are shares of the champion's (5% here; see
+# tasks/promotion.py).
+REGRESSION_POLICY = {
+    "promotion_metric": "test_rmse",
+    "guard_metrics": ("test_mae",),
+    "guard_tolerance": 0.05,
+}
 
 
 class Settings(BaseSettings):
@@ -86,10 +101,19 @@ class Settings(BaseSettings):
         description="Most training rows the scikit-learn baselines fit on (a seeded sample); "
         "the network trains on all of them.",
     )
-    promotion_metric: str = Field(default="test_accuracy")
-    promotion_margin: float = Field(default=0.0, ge=0)
+    promotion_metric: str = Field(
+        default="test_accuracy",
+        description="Metric to beat the champion on (see REGRESSION_POLICY).",
+    )
+    promotion_margin: float = Field(
+        default=0.0,
+        ge=0,
+        description="Gain needed; of an error (RMSE, MAE) a share of the champion's.",
+    )
     guard_metrics: tuple[str, ...] = Field(default=("test_f1_macro", "test_roc_auc_ovr"))
-    guard_tolerance: float = Field(default=0.01, ge=0)
+    guard_tolerance: float = Field(
+        default=0.01, ge=0, description="Most a guard may worsen; of an error, a share of it."
+    )
     retrain_cron: str = Field(
         default="0 3 * * 1", description="Schedule of the retrain deployment (weekly by default)."
     )
@@ -155,6 +179,35 @@ class Settings(BaseSettings):
             "cv_folds": self.cv_folds,
             "baseline_rows": self.baseline_rows,
         }
+
+    def promotion_policy(self, task: Task = "classification") -> PromotionPolicy:
+        """The promotion policy of a job of the task: the settings' metric, margin, guards and
+        tolerance, and for regression REGRESSION_POLICY's of those the environment does not
+        set. A metric of another task is refused: neither model is scored on it."""
+        from tasks.evaluation import metrics_for
+
+        chosen = {
+            "promotion_metric": self.promotion_metric,
+            "guard_metrics": self.guard_metrics,
+            "guard_tolerance": self.guard_tolerance,
+        }
+        if task == "regression":
+            chosen |= {k: v for k, v in REGRESSION_POLICY.items() if k not in self.model_fields_set}
+        known = metrics_for(task)
+        named = [("promotion_metric", chosen["promotion_metric"])]
+        named += [("guard_metrics", guard) for guard in chosen["guard_metrics"]]
+        for field, metric in named:
+            if metric not in known:
+                raise PlatformError(
+                    f"MLOPS_{field.upper()} names {metric!r}, which is not a metric of a {task} "
+                    f"job: choose from {', '.join(known)}"
+                )
+        return PromotionPolicy(
+            metric=chosen["promotion_metric"],
+            margin=self.promotion_margin,
+            guards=tuple(chosen["guard_metrics"]),
+            tolerance=chosen["guard_tolerance"],
+        )
 
     def allowed_output_roots(self) -> list[str]:
         return list(self.output_roots) or [

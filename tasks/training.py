@@ -5,36 +5,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sklearn.base import ClassifierMixin
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from tasks.baselines import BASELINES, build_baseline
-from tasks.network import KerasMLPClassifier
+from tasks.features import FeatureTypes, Task
+from tasks.network import KerasMLPClassifier, KerasMLPRegressor
+from tasks.preprocessing import one_hot_encoder
 from tasks.splits import sampled_rows
 
 KERAS_FAMILY = "keras_mlp"
-CANDIDATES = (KERAS_FAMILY, *BASELINES)
+
+
+def candidates(task: Task = "classification") -> tuple[str, ...]:
+    """The families a job of the task fits, the network first (it wins a tie)."""
+    return (KERAS_FAMILY, *BASELINES[task])
 
 
 def build_candidate(
-    family: str, epochs: int, seed: int, checkpoint_dir: str | Path | None = None
-) -> ClassifierMixin:
-    """An unfitted candidate: the Keras network (backed up each epoch to ``checkpoint_dir``
-    when given) or one of the scikit-learn baselines."""
+    family: str,
+    epochs: int,
+    seed: int,
+    checkpoint_dir: str | Path | None = None,
+    task: Task = "classification",
+    types: FeatureTypes | None = None,
+) -> BaseEstimator:
+    """An unfitted candidate of the task: the Keras network (backed up each epoch to
+    ``checkpoint_dir`` when given) or one of the scikit-learn baselines; with ``types``, each
+    with its preprocessing of mixed-type features (see tasks/preprocessing.py)."""
     if family == KERAS_FAMILY:
-        return KerasMLPClassifier(epochs=epochs, random_state=seed, checkpoint_dir=checkpoint_dir)
-    return build_baseline(family, seed)
+        network = KerasMLPClassifier if task == "classification" else KerasMLPRegressor
+        return network(
+            epochs=epochs,
+            random_state=seed,
+            checkpoint_dir=checkpoint_dir,
+            encoder=one_hot_encoder(types) if types else None,
+        )
+    return build_baseline(family, seed, task, types)
 
 
 def fit_candidate(
-    estimator: ClassifierMixin,
+    estimator: BaseEstimator,
     X_train,
     y_train,
     X_val,
     y_val,
     baseline_rows: int | None = None,
     seed: int = 0,
-) -> ClassifierMixin:
+) -> BaseEstimator:
     """Fit on the training rows; the network also watches the validation rows to stop early.
 
     A baseline fits on a seeded sample of at most ``baseline_rows`` of them: on millions of
@@ -45,7 +63,7 @@ def fit_candidate(
     the baselines beside the network, where a second thread would also fight TensorFlow's for
     the cores (figures in docs/decisions.md).
     """
-    if isinstance(estimator, KerasMLPClassifier):
+    if isinstance(estimator, KerasMLPClassifier | KerasMLPRegressor):
         return estimator.fit(X_train, y_train, validation_data=(X_val, y_val))
     rows = None if baseline_rows is None else sampled_rows(len(X_train), baseline_rows, seed)
     if rows is not None:

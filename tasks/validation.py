@@ -12,16 +12,22 @@ from typing import Any
 import pandas as pd
 
 from tasks.errors import PlatformError
+from tasks.features import TASKS, FeatureTypes
 
 logger = logging.getLogger(__name__)
 
 
 _SAMPLE_SIZE = 5
 _SHOWN = 20  # failures listed in a message; the report keeps them all
+TEXT_TYPE = "str"  # how GX's pandas type checks name text columns (see tasks.suggest)
 
 
 class SuiteNotFoundError(PlatformError):
     """No suite by that name in the suites folder, and no such file."""
+
+
+class SuiteContractError(PlatformError):
+    """A suite's meta.features or meta.task cannot be read as a data contract."""
 
 
 class DataValidationError(PlatformError):
@@ -125,6 +131,37 @@ def resolve_suite(name_or_path: str, suites_dir: Path) -> Path:
         f"no suite named {name_or_path!r} in {suites_dir} (known: {', '.join(known) or 'none'}); "
         "pass --suite NAME or a path to a suite JSON file"
     )
+
+
+def suite_contract(path: Path) -> tuple[FeatureTypes | None, str | None]:
+    """The feature types and task a suite's ``meta`` declares (``mlops suite suggest`` writes
+    them; a reviewer may edit them); None for each one a suite leaves out, as the hand-written
+    suites do. A malformed one is refused, naming the suite file."""
+    try:
+        meta = json.loads(path.read_text()).get("meta") or {}
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise SuiteContractError(f"suite {path} is not a JSON suite object: {exc}") from exc
+    task, spec = meta.get("task"), meta.get("features")
+    if task is not None and task not in TASKS:
+        raise SuiteContractError(
+            f"suite {path}: meta.task is {task!r}; use one of {', '.join(TASKS)}"
+        )
+    if spec is None:
+        return None, task
+    kinds = {"numeric": list, "categorical": list, "excluded": dict}
+    if not isinstance(spec, dict) or any(
+        not isinstance(v, kinds.get(k, ())) for k, v in spec.items()
+    ):
+        shape = "{numeric: [columns], categorical: [columns], excluded: {column: why}}"
+        raise SuiteContractError(f"suite {path}: meta.features must be {shape}, not {spec!r}")
+    types = FeatureTypes.from_dict(spec)
+    listed = [*types.numeric, *types.categorical, *types.excluded]
+    twice = sorted({c for c in listed if listed.count(c) > 1})
+    if twice:
+        raise SuiteContractError(
+            f"suite {path}: meta.features lists {_short(twice)} under more than one type"
+        )
+    return types, task
 
 
 def validate_frame(
@@ -248,8 +285,10 @@ def _explain(frame: pd.DataFrame, kind: str, kwargs: dict, result: Any) -> Expec
         return ExpectationFailure(**base, detail=f"{len(frame)} rows, expected {bounds}")
     if kind in ("expect_column_min_to_be_between", "expect_column_max_to_be_between"):
         return _explain_extreme(frame[column], kind, kwargs, observed, base)
-    if kind == "expect_column_values_to_be_in_type_list":
+    if kind in ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"):
         return _explain_type(frame[column], kwargs, base)
+    if kind == "expect_column_values_to_be_in_set":
+        return _explain_unseen(frame[column], kwargs, observed, base)
     if kind.startswith("expect_column_distinct_values_to"):
         present = set(pd.unique(frame[column].dropna()).tolist())
         expected = set(kwargs.get("value_set") or [])
@@ -305,19 +344,47 @@ def _explain_extreme(
 
 
 def _explain_type(values: pd.Series, kwargs: dict, base: dict) -> ExpectationFailure:
-    numeric = pd.to_numeric(values, errors="coerce")
-    not_numeric = numeric.isna() & values.notna()
-    samples = plain_values(values[not_numeric].head(_SAMPLE_SIZE).tolist())
-    detail = f"type is {values.dtype}, expected one of {_short(kwargs.get('type_list') or [])}"
-    if not_numeric.any():
-        detail += f"; {int(not_numeric.sum())} of {len(values)} rows are not numbers"
-        detail += f" (e.g. {_short(samples)})"
+    """Text where numbers were, or numbers (or anything else) where text was: how many rows
+    and a few of them."""
+    if kwargs.get("type_") == TEXT_TYPE:
+        wrong = values.notna() & ~values.map(lambda v: isinstance(v, str)).astype(bool)
+        numbers = values[wrong].map(pd.api.types.is_number).all()
+        held, wanted, expected = "numbers" if numbers else "other values", "text", "text"
+    else:
+        wrong = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+        held, wanted = "text", "numbers"
+        expected = f"one of {_short(kwargs.get('type_list') or [])}"
+    detail = f"type is {values.dtype}, expected {expected}"
+    samples = plain_values(values[wrong].head(_SAMPLE_SIZE).tolist())
+    if samples:
+        detail = (
+            f"holds {held}, expected {wanted}: {detail}; {int(wrong.sum())} of {len(values)} "
+            f"rows are not {wanted} (e.g. {_short(samples)})"
+        )
     return ExpectationFailure(
-        **base,
-        detail=detail,
-        unexpected_count=int(not_numeric.sum()) or None,
-        sample_values=samples,
+        **base, detail=detail, unexpected_count=int(wrong.sum()) or None, sample_values=samples
     )
+
+
+def _explain_unseen(
+    values: pd.Series, kwargs: dict, observed: dict, base: dict
+) -> ExpectationFailure:
+    """Values the reference data never held: how many rows, which values, and whether any
+    value seen before is left at all."""
+    count = int(observed.get("unexpected_count") or 0)
+    unseen = set(plain_values(observed.get("partial_unexpected_list") or []))
+    samples = sorted(unseen, key=str)[:_SAMPLE_SIZE]
+    if count and count == int(values.notna().sum()):
+        known = kwargs.get("value_set") or []
+        detail = f"every value is new: {_short(samples)} (the reference data held {_short(known)})"
+    else:
+        detail = (
+            f"{count} of {len(values)} rows hold values never seen in the reference data "
+            f"(e.g. {_short(samples)})"
+        )
+        if kwargs.get("mostly") is not None:
+            detail += f"; at most {1 - kwargs['mostly']:.0%} of the rows with a value may"
+    return ExpectationFailure(**base, detail=detail, unexpected_count=count, sample_values=samples)
 
 
 def _bounds(kwargs: dict) -> str:

@@ -53,7 +53,7 @@ def bare(path: str, epochs: int, baselines: bool) -> None:
     probabilities = model.predict_proba(splits.X_test)
     scores = {KERAS_FAMILY: score_probabilities(splits.y_test, probabilities, model.classes_)}
     sample = Settings.model_fields["baseline_rows"].default
-    for family in BASELINES:
+    for family in BASELINES["classification"]:
         fitted = fit_candidate(
             build_baseline(family, 42), splits.X_train, splits.y_train, None, None, sample, 42
         )

@@ -169,3 +169,32 @@ def test_a_home_with_a_space_and_a_percent_in_its_path_keeps_its_files_there(
     assert not (tmp_path / "my%20home%20100%25").exists()
     assert read_snapshot(snapshot.uri).equals(digits)
     assert load_frame(snapshot.uri).equals(digits)
+
+
+ODD_NAMES = ["mean radius (mm)", "Größe", "price, €", "weight [kg]", " padded ", "x", "x.1"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_column_names_with_spaces_units_and_accents_load_unchanged(tmp_path, suffix):
+    frame = pd.DataFrame([[1.5, 2, 3, 4, 5, 6, 7]] * 3, columns=ODD_NAMES)
+    path = tmp_path / f"odd{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    assert list(load_frame(str(path)).columns) == ODD_NAMES
+    assert list(next(iter_partitions(str(path), 2)).columns) == ODD_NAMES
+
+
+def test_a_csv_with_two_columns_of_one_name_is_refused_naming_it(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("id,Größe,amount,Größe\n1,2,3,4\n", encoding="utf-8")
+    with pytest.raises(DataLoadError, match="more than one column named 'Größe'"):
+        load_frame(str(path))  # pandas alone would read the second as 'Größe.1'
+    with pytest.raises(DataLoadError, match="more than one column named 'Größe'"):
+        list(iter_partitions(str(path), 1))
+
+
+def test_a_parquet_file_with_two_columns_of_one_name_is_refused_naming_it(tmp_path):
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array([1]), pa.array([2.0])], names=["x (cm)", "x (cm)"]), path)
+    for read in (load_frame, lambda uri: list(iter_partitions(uri, 1))):
+        with pytest.raises(DataLoadError, match=r"more than one column named 'x \(cm\)'"):
+            read(str(path))

@@ -5,14 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import load_diabetes
 
 import tasks.evaluation
 from tasks.baselines import build_baseline
 from tasks.evaluation import (
+    METRICS,
+    REGRESSION_METRICS,
     best_candidate,
-    cross_validated_accuracy,
+    cross_validated,
     in_chunks,
+    metrics_for,
     plot_confusion_matrix,
+    plot_predicted_vs_actual,
+    plot_residuals,
     plot_roc_curves,
     score_probabilities,
 )
@@ -45,15 +51,51 @@ def test_best_candidate_takes_the_highest_metric_and_the_first_on_ties():
 
 def test_cross_validation_refits_a_fresh_copy(digits):
     estimator = build_baseline("logistic_regression", seed=0)
-    result = cross_validated_accuracy(
+    result = cross_validated(
         estimator, digits.drop(columns="target"), digits["target"], folds=3, seed=0
     )
     assert 0.9 < result["cv_accuracy_mean"] <= 1.0 and result["cv_accuracy_std"] >= 0
     assert not hasattr(estimator, "classes_")  # the one passed in stays unfitted
 
 
+@pytest.fixture(scope="module")
+def diabetes() -> tuple[pd.DataFrame, pd.Series]:
+    return load_diabetes(return_X_y=True, as_frame=True)
+
+
+def test_a_fitted_regressor_scores_in_the_targets_units(diabetes):
+    X, y = diabetes
+    model = build_baseline("ridge", 0, "regression").fit(X.iloc[:350], y.iloc[:350])
+    scores, predictions = tasks.evaluation.test_scores(model, X.iloc[350:], y.iloc[350:])
+    assert tuple(scores) == REGRESSION_METRICS == metrics_for("regression")
+    assert metrics_for("classification") == METRICS
+    assert scores["test_rmse"] >= scores["test_mae"] > 0 and 0 < scores["test_r2"] < 1
+    assert predictions.shape == (len(X) - 350,) and predictions.dtype == float
+    assert scores["test_rmse"] == pytest.approx(np.sqrt(np.mean((y.iloc[350:] - predictions) ** 2)))
+
+
+def test_best_candidate_takes_the_lowest_error_and_the_first_on_ties():
+    scores = {
+        "keras_mlp": {"test_rmse": 3.2, "test_r2": 0.5},
+        "ridge": {"test_rmse": 3.1, "test_r2": 0.4},
+        "gradient_boosting": {"test_rmse": 3.1, "test_r2": 0.6},
+    }
+    assert best_candidate(scores, "test_rmse") == "ridge"
+    assert best_candidate(scores, "test_r2") == "gradient_boosting"
+
+
+def test_a_regressor_cross_validates_its_rmse_on_shuffled_folds(diabetes):
+    X, y = diabetes
+    estimator = build_baseline("ridge", seed=0, task="regression")
+    result = cross_validated(estimator, X, y, folds=3, seed=0)
+    assert set(result) == {"cv_rmse_mean", "cv_rmse_std"}
+    assert 40 < result["cv_rmse_mean"] < 80 and result["cv_rmse_std"] >= 0  # y spans 25-346
+    assert result == cross_validated(estimator, X, y, folds=3, seed=0)
+    assert not hasattr(estimator, "n_features_in_")  # the one passed in stays unfitted
+
+
 def test_unknown_baseline_is_named():
-    with pytest.raises(ValueError, match="unknown baseline family 'svm'"):
+    with pytest.raises(ValueError, match="unknown classification baseline family 'svm'"):
         build_baseline("svm", seed=0)
 
 
@@ -69,6 +111,20 @@ def test_plots_are_png_images(tmp_path):
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_regression_plots_are_png_images_of_a_seeded_sample_of_many_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.normal(100, 20, 50_000)
+    predictions = y + rng.normal(0, 5, len(y))
+    for plot in (plot_predicted_vs_actual, plot_residuals):
+        first = plot(y, predictions, "test set", tmp_path / f"{plot.__name__}.png")
+        again = plot(y, predictions, "test set", tmp_path / f"{plot.__name__}-again.png")
+        data = first.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert again.read_bytes() == data  # the same rows drawn each time
+    few = plot_residuals(y[:40], predictions[:40], "few", tmp_path / "few.png")
+    assert few.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_rows_are_scored_a_bounded_chunk_at_a_time_with_the_same_result(digits, monkeypatch):

@@ -116,3 +116,20 @@ def test_gpu_strategy_trains_in_mixed_precision_with_a_float32_output(digits, tm
     served = reloaded.predict(X.iloc[1200:], verbose=0)
     np.testing.assert_allclose(served, probabilities, atol=2e-3)  # float16 rounding only
     assert (served.argmax(axis=1) == probabilities.argmax(axis=1)).mean() > 0.99
+
+
+def test_the_regressor_learns_in_the_labels_units_with_a_linear_output():
+    from sklearn.datasets import load_diabetes
+
+    from tasks.network import KerasMLPRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True, scaled=False)
+    model = KerasMLPRegressor(epochs=150, random_state=0).fit(X.iloc[:350], y.iloc[:350])
+    layers = [type(layer).__name__ for layer in model.model_.layers]
+    assert layers == ["Normalization", "Flatten", "Dense", "Dense", "Rescaling"]
+    assert model.model_.loss == "mse" and model.model_.layers[-2].units == 1
+    predicted = model.predict(X.iloc[350:])
+    assert predicted.shape == (len(X) - 350,)
+    assert model.score(X.iloc[350:], y.iloc[350:]) > 0.3  # R2 of a fair linear fit is ~0.45
+    served = serving_network(model.model_).predict(X.iloc[350:].to_numpy("float32"), verbose=0)
+    np.testing.assert_allclose(served[:, 0], predicted, rtol=1e-5)

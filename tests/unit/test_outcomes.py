@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from tasks.devices import choose_strategy
 from tasks.drift import DriftReport
+from tasks.features import FeatureTypes, ModelInputs
 from tasks.outcomes import CandidateResults, Lineage, TrainingResult
 from tasks.promotion import PromotionDecision
 from tasks.snapshots import Snapshot
@@ -27,6 +28,7 @@ def lineage(git_commit: str | None = "abc123") -> Lineage:
         device=choose_strategy("tensorflow", 0),
         job_key="job-1",
         git_commit=git_commit,
+        inputs=ModelInputs("classification", FeatureTypes(("pixel_0_0",), (), {}), False),
     )
 
 
@@ -53,6 +55,7 @@ def test_trained_and_skipped_results_have_the_same_fields():
     assert "already registered v1" in again["decision"] and "--force" in again["decision"]
     assert done["metrics"] == SCORES and done["cross_validation"] == {"cv_accuracy_mean": 0.96}
     assert done["device"]["device"] == "cpu" and done["validation"]["success"] is True
+    assert done["task"] == again["task"] == "classification"
 
 
 def test_lineage_tags_name_the_git_commit_only_when_there_is_one():

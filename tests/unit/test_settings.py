@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from tasks.errors import PlatformError
+from tasks.promotion import PromotionPolicy
 from tasks.settings import PROCESS_DEFAULTS, Settings
 
 
@@ -55,3 +59,44 @@ def test_the_results_key_is_made_once_for_the_owner_alone_unless_one_is_given(ho
     given = Settings()
     assert given.results_signing_key() == b"a-key-from-a-secret-store"
     assert given.redact("key a-key-from-a-secret-store") == "key ***"
+
+
+def test_a_regression_job_gets_its_own_promotion_defaults(home):
+    settings = Settings()
+    assert settings.promotion_policy("classification") == PromotionPolicy(
+        "test_accuracy", 0.0, ("test_f1_macro", "test_roc_auc_ovr"), 0.01
+    )
+    assert settings.promotion_policy("regression") == PromotionPolicy(
+        "test_rmse", 0.0, ("test_mae",), 0.05
+    )
+
+
+def test_promotion_settings_a_user_names_are_kept_for_regression(home, monkeypatch):
+    monkeypatch.setenv("MLOPS_PROMOTION_METRIC", "test_r2")
+    monkeypatch.setenv("MLOPS_PROMOTION_MARGIN", "0.02")
+    policy = Settings().promotion_policy("regression")
+    assert policy == PromotionPolicy("test_r2", 0.02, ("test_mae",), 0.05)
+    monkeypatch.setenv("MLOPS_GUARD_METRICS", '["test_rmse"]')
+    monkeypatch.setenv("MLOPS_GUARD_TOLERANCE", "0.1")
+    assert Settings().promotion_policy("regression").guards == ("test_rmse",)
+    assert Settings().promotion_policy("regression").tolerance == 0.1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "task", "named"),
+    [
+        ("MLOPS_PROMOTION_METRIC", "test_accuracy", "regression", "test_accuracy"),
+        ("MLOPS_GUARD_METRICS", '["test_f1_macro"]', "regression", "test_f1_macro"),
+        ("MLOPS_PROMOTION_METRIC", "test_rmse", "classification", "test_rmse"),
+    ],
+)
+def test_a_metric_of_the_other_task_is_refused_in_one_line(
+    home, monkeypatch, variable, value, task, named
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(PlatformError) as refused:
+        Settings().promotion_policy(task)
+    message = str(refused.value)
+    assert message.startswith(f"{variable} names {named!r}, which is not a metric of a {task} job")
+    assert "\n" not in message
+    assert ("test_rmse, test_mae, test_r2" in message) == (task == "regression")

@@ -106,3 +106,139 @@ def test_suggested_suite_is_reviewable_json_with_the_label_set():
     rows = next(e for e in suite["expectations"] if e["type"].startswith("expect_table_row_count"))
     assert rows["kwargs"] == {"min_value": 200, "max_value": 40000}
     json.dumps(suite)  # plain JSON, nothing numpy-typed
+
+
+def tabular_frame() -> pd.DataFrame:
+    """A table as users have it: breast-cancer measurements under names with units, spaces
+    and non-ASCII letters, gaps, text categories, a boolean, an identifier, free text, dates,
+    a constant column and a text label."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame
+    rng = np.random.default_rng(11)
+    rows = len(data)
+    size = np.array(["small", "medium", "large"])[pd.qcut(data["mean area"], 3, labels=False)]
+    symptom = rng.choice(["mild", "persistent", "no", "recurring", "severe"], rows)
+    return pd.DataFrame(
+        {
+            "patient id": [f"P-{i:05d}" for i in range(rows)],
+            "mean radius (mm)": data["mean radius"].mask(rng.random(rows) < 0.05),
+            "Größe (cm²)": data["mean area"] / 100,
+            "age, years": rng.integers(20, 90, rows),
+            "size class": pd.Series(size).mask(rng.random(rows) < 0.04),
+            "Region": rng.choice(["Nord", "Süd", "Ost", "West"], rows),
+            "smoker": rng.random(rows) < 0.3,
+            "notes": [
+                f"patient reported {s} symptoms after {d} days of treatment"
+                for s, d in zip(symptom, rng.integers(1, 30, rows), strict=True)
+            ],
+            "visit date": pd.date_range("2023-01-01", periods=rows, freq="D"),
+            "clinic": "Zentrum Süd",
+            "diagnosis": data["target"].map({0: "malignant", 1: "benign"}),
+        }
+    )
+
+
+def via_csv(tmp_path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as a user's file holds it: written to CSV and loaded back (text as str)."""
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    return load_frame(str(path))
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory):
+    frame = tabular_frame()
+    return frame, suite_file(tmp_path_factory.mktemp("tabular"), frame, "patients", "diagnosis")
+
+
+def test_suite_meta_names_feature_types_task_and_why_columns_are_left_out(tabular):
+    _, path = tabular
+    suite = json.loads(path.read_text())
+    assert suite["meta"]["task"] == "classification"
+    types = suite["meta"]["features"]
+    assert types["numeric"] == ["mean radius (mm)", "Größe (cm²)", "age, years"]
+    assert types["categorical"] == ["size class", "Region", "smoker"]
+    reasons = types["excluded"]
+    assert list(reasons) == ["patient id", "notes", "visit date", "clinic"]
+    for column, word in zip(reasons, ["identifier", "free text", "date", "constant"], strict=True):
+        assert word in reasons[column] and f"{column}: {reasons[column]}" in suite["meta"]["notes"]
+    # Left-out columns: present, with their nulls, and no value set (an identifier's is huge).
+    checked = {e["type"] for e in suite["expectations"] if e["kwargs"].get("column") in reasons}
+    assert checked == {"expect_column_values_to_not_be_null"}
+
+
+def test_suite_accepts_its_table_in_memory_and_read_back_from_csv(tmp_path, tabular):
+    frame, path = tabular
+    for data in (frame, via_csv(tmp_path, frame)):
+        report = validate_frame(data, path)
+        assert report.success, report.summary()
+
+
+def test_a_few_unseen_categories_pass_and_a_column_of_new_ones_fails(tmp_path, tabular):
+    frame, path = tabular
+    some = frame.copy()
+    some.loc[some.index[:20], "Region"] = "Mitte"  # a new region: the model's unknown bucket
+    assert validate_frame(via_csv(tmp_path, some), path).success
+
+    renamed = frame.assign(
+        Region=frame["Region"].map({"Nord": "N", "Süd": "S", "Ost": "O", "West": "W"})
+    )
+    report = validate_frame(via_csv(tmp_path, renamed), path)
+    assert not report.success
+    assert (
+        "Region: expect_column_values_to_be_in_set: every value is new: ['N', 'O', 'S', 'W'] "
+        "(the reference data held ['Nord', 'Ost', 'Süd', 'West'])"
+    ) in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("column", "change", "words"),
+    [
+        ("mean radius (mm)", lambda v: v.map("{:.1f} mm".format), "holds text, expected numbers"),
+        ("size class", lambda v: v.map({"small": 0, "medium": 1, "large": 2}), "holds numbers"),
+    ],
+    ids=["numbers now text", "text now numbers"],
+)
+def test_a_column_whose_type_changed_is_rejected_by_name(tmp_path, tabular, column, change, words):
+    frame, path = tabular
+    report = validate_frame(
+        via_csv(tmp_path, frame.assign(**{column: change(frame[column])})), path
+    )
+    assert not report.success
+    line = next(f.describe() for f in report.failures if f.column == column and words in f.detail)
+    assert line.startswith(f"{column}: expect_column_values_to_be_")
+
+
+def test_a_numeric_label_with_many_values_is_a_regression_target_without_a_range(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    path = suite_file(tmp_path, frame, "diabetes", "target")
+    suite = json.loads(path.read_text())
+    assert suite["meta"]["task"] == "regression"
+    assert {e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == "target"} == {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_type_list",
+    }
+    beyond = frame.assign(target=frame["target"] * 3)  # new targets, not bad data
+    assert validate_frame(beyond, path).success
+    text = frame.assign(target=frame["target"].map("{:.0f} units".format))
+    assert "target: expect_column_values_to_be_in_type_list" in validate_frame(text, path).summary()
+
+
+@pytest.mark.parametrize(
+    ("labels", "task", "words"),
+    [
+        (["stay"] * 400, None, "target column 'label' has one class"),
+        ([None] * 400, None, "target column 'label' has no values"),
+        (["churn", "stay"] * 200, "regression", "target column 'label' is not numeric"),
+    ],
+)
+def test_a_label_that_cannot_be_learned_is_refused_in_one_line(labels, task, words):
+    from tasks.features import FeatureError
+
+    frame = mixed_frame().assign(label=labels)
+    with pytest.raises(FeatureError, match=words) as refused:
+        suggest_suite(frame, "churn", "label", task)
+    assert "\n" not in str(refused.value)

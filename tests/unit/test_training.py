@@ -1,20 +1,34 @@
-"""The candidates of a job: each family builds, and the baselines fit on a bounded sample."""
+"""The candidates of a job: each family of each task builds, with its preprocessing for
+mixed-type features, and the baselines fit on a bounded sample."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tasks.training import CANDIDATES, build_candidate, fit_candidate
+from tasks.features import FeatureTypes
+from tasks.training import build_candidate, candidates, fit_candidate
 
 
 def test_every_candidate_family_builds(tmp_path):
-    assert CANDIDATES == ("keras_mlp", "logistic_regression", "gradient_boosting")
+    assert candidates() == ("keras_mlp", "logistic_regression", "gradient_boosting")
+    assert candidates("regression") == ("keras_mlp", "ridge", "gradient_boosting")
     network = build_candidate("keras_mlp", epochs=7, seed=3, checkpoint_dir=tmp_path)
     assert (network.epochs, network.checkpoint_dir) == (7, tmp_path)
     assert build_candidate("gradient_boosting", epochs=7, seed=3).random_state == 3
     with pytest.raises(ValueError, match="choose one of logistic_regression, gradient_boosting"):
         build_candidate("svm", epochs=7, seed=3)
+    with pytest.raises(ValueError, match="choose one of ridge, gradient_boosting"):
+        build_candidate("logistic_regression", epochs=7, seed=3, task="regression")
+
+
+def test_mixed_type_candidates_carry_their_preprocessing():
+    types = FeatureTypes(("weight (kg)",), ("colour",))
+    network = build_candidate("keras_mlp", 5, 0, task="regression", types=types)
+    assert type(network).__name__ == "KerasMLPRegressor" and network.encoder is not None
+    boosting = build_candidate("gradient_boosting", 5, 0, types=types)
+    assert list(boosting[-1].categorical_features) == [False, True]
+    assert build_candidate("keras_mlp", 5, 0).encoder is None  # complete numbers: none
 
 
 def test_baselines_fit_on_a_bounded_seeded_sample_of_the_training_rows(digits):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tasks.data import load_frame
 from tasks.settings import PROJECT_ROOT
 from tasks.validation import (
     DataValidationError,
+    SuiteContractError,
     SuiteNotFoundError,
     ValidationReport,
     resolve_suite,
+    suite_contract,
     validate_frame,
 )
 
@@ -89,3 +94,59 @@ def test_suite_by_name_or_path(tmp_path):
         resolve_suite("iris", SUITES)
     with pytest.raises(SuiteNotFoundError, match="suite file not found"):
         resolve_suite(str(Path(tmp_path, "nope.json")), SUITES)
+
+
+def small_table() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = 200
+    return pd.DataFrame(
+        {
+            "amount (€)": rng.normal(50, 10, rows),
+            "store code": rng.integers(1, 6, rows),
+            "channel": rng.choice(["web", "store"], rows),
+            "order id": [f"o{i}" for i in range(rows)],
+            "label": rng.choice(["churn", "stay"], rows),
+        }
+    )
+
+
+def test_suite_contract_reads_back_what_suggest_wrote_and_a_reviewers_edit(tmp_path):
+    from tasks.features import FeatureTypes, infer_types
+    from tasks.suggest import suggest_suite
+
+    frame = small_table()
+    suite = suggest_suite(frame, "shop", "label")
+    path = tmp_path / "shop.json"
+    path.write_text(json.dumps(suite))
+    assert suite_contract(path) == (infer_types(frame, "label"), "classification")
+
+    # A reviewer reads the integer store codes as categories: the suite still takes its data.
+    suite["meta"]["features"]["numeric"].remove("store code")
+    suite["meta"]["features"]["categorical"].append("store code")
+    path.write_text(json.dumps(suite))
+    types, _ = suite_contract(path)
+    assert types == FeatureTypes(("amount (€)",), ("channel", "store code"), types.excluded)
+    assert validate_frame(frame, path).success
+
+
+def test_hand_written_suites_declare_no_contract():
+    assert suite_contract(SUITES / "digits.json") == (None, None)
+    assert suite_contract(SUITES / "breast_cancer.json") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("meta", "words"),
+    [
+        ({"task": "ranking"}, "meta.task is 'ranking'; use one of classification, regression"),
+        ({"features": ["a", "b"]}, "meta.features must be {numeric: [columns]"),
+        ({"features": {"numeric": "a"}}, "meta.features must be"),
+        ({"features": {"numerics": ["a"]}}, "meta.features must be"),
+        ({"features": {"numeric": ["a"], "excluded": {"a": "id"}}}, "lists ['a'] under more"),
+    ],
+)
+def test_a_malformed_contract_is_refused_in_one_line_naming_the_suite(tmp_path, meta, words):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({"name": "edited", "meta": meta, "expectations": []}))
+    with pytest.raises(SuiteContractError, match=r"suite \S*edited\.json: ") as refused:
+        suite_contract(path)
+    assert words in str(refused.value) and "\n" not in str(refused.value)
