@@ -167,7 +167,7 @@ def build_profile(
     # fraction of the cost of binning every row (see docs/decisions.md).
     binned = frame.sample(n=_BINNED_ROWS, random_state=seed) if len(frame) > _BINNED_ROWS else frame
     columns: dict[str, dict] = {}
-    excluded: dict[str, str] = {}
+    excluded: dict[str, str] = dict(types.excluded) if types else {}
     for name in frame.columns:
         kind = _kind(str(name), frame[name], target, types, task)
         if kind is None:

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from flows.inference import predict_flow
 from flows.training import training_flow
 from tasks.data import DataLoadError
-from tasks.drift import DriftDetectedError
+from tasks.drift import DriftDetectedError, plot_filename
 from tasks.registry import describe_versions
 from tasks.settings import load_settings
 from tasks.snapshots import frame_sha256
@@ -117,7 +117,11 @@ def test_champion_loads_through_pyfunc_and_predicts_from_a_frame(trained, digits
     predictions = model.predict(features)
     assert list(predictions.columns) == ["prediction"] + [f"probability_{d}" for d in range(10)]
     assert (predictions["prediction"].to_numpy() == digits["target"].iloc[:300]).mean() > 0.95
-    assert model.metadata.get_input_schema().input_names() == list(features.columns)
+    # Pixels that are blank in every training image are left out (constant), and named.
+    constant = [c for c in features.columns if digits[c].nunique() == 1]
+    assert constant and set(trained["first"]["features"]["excluded"]) == set(constant)
+    inputs = [c for c in features.columns if c not in constant]
+    assert model.metadata.get_input_schema().input_names() == inputs
 
 
 def test_versions_carry_lineage_and_the_decision(trained, client, digits, prefect_api):
@@ -266,11 +270,14 @@ def test_drift_is_checked_against_the_champion_and_recorded(trained, client, tmp
         "no champion yet",
     )
     assert second["checked"] and not second["detected"]
-    assert second["reference"] == "champion v1" and len(second["features"]) == 65
+    # Every pixel that is not blank in all training images, and the label.
+    assert second["reference"] == "champion v1" and len(second["features"]) == 62
     assert client.get_model_version("digits", "2").tags["drift_detected"] == "false"
     for result in (trained["first"], trained["second"]):
         profile = client.download_artifacts(result["run_id"], "profile/profile.json", str(tmp_path))
-        assert set(json.loads(Path(profile).read_text())["columns"]) >= {"pixel_0_0", "target"}
+        profile = json.loads(Path(profile).read_text())
+        assert set(profile["columns"]) >= {"pixel_0_1", "target"}
+        assert "pixel_0_0" in profile["excluded"]  # blank in every image: not a feature
     report = client.download_artifacts(
         trained["second"]["run_id"], "drift/report.md", str(tmp_path)
     )
@@ -295,8 +302,8 @@ def test_drift_fail_stops_shifted_data_before_training(trained, client, digits, 
     assert verdict["detected"] and len(verdict["drifted_features"]) > 20
     assert len(list((local / "plots").glob("*.png"))) == 6
     top = verdict["drifted_features"][0]
-    assert f"![{top}](plots/{top}.png)" in (local / "report.md").read_text()
-    assert (local / "plots" / f"{top}.png").exists()
+    assert f"![{top}](plots/{plot_filename(top)})" in (local / "report.md").read_text()
+    assert (local / "plots" / plot_filename(top)).exists()
     assert top in prefect_artifacts(run.data.tags["mlops.flow_run_id"])["drift-report"]
 
 
