@@ -270,15 +270,15 @@ def models(
     if not rows:
         typer.echo("No registered models yet: run `mlops train`.")
         return
-    typer.echo(
-        f"{'model':<16}{'version':>8}  {'aliases':<22}{'family':<22}{'accuracy':>9}{'f1':>8}"
-    )
+    typer.echo(f"{'model':<16}{'version':>8}  {'aliases':<22}{'family':<22}test metrics")
     for row in rows:
         metrics = row["metrics"]
+        shown = (
+            _metrics_line(metrics) if "test_accuracy" in metrics or "test_rmse" in metrics else "-"
+        )
         typer.echo(
             f"{row['model']:<16}{row['version']:>8}  {','.join(row['aliases']) or '-':<22}"
-            f"{row['family'] or '-':<22}{metrics.get('test_accuracy', float('nan')):>9.4f}"
-            f"{metrics.get('test_f1_macro', float('nan')):>8.4f}"
+            f"{row['family'] or '-':<22}{shown}"
         )
 
 

@@ -118,7 +118,11 @@ def by_hand(path: str, epochs: int) -> None:
             keras.layers.Dense(4, activation="softmax"),
         ]
     )
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     stop = keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)
     model.fit(
         X_train,
