@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness import MIB, MLOPS, fresh_home, measure
+from harness import IMPORTS, MIB, MLOPS, fresh_home, measure, plain_network
 
 NUMERIC, CATEGORICAL, MISSING = 40, 10, 0.05
 
@@ -66,7 +66,6 @@ def _schema(pa):
 
 def by_hand(path: str, epochs: int) -> None:
     """What an engineer writes by hand for the job's three candidates on this table."""
-    import keras
     import numpy as np
     import pandas as pd
     from sklearn import metrics
@@ -107,32 +106,7 @@ def by_hand(path: str, epochs: int) -> None:
     X_train = encoder.transform(X.iloc[train]).astype("float32")
     X_val = encoder.transform(X.iloc[val]).astype("float32")
     X_test = encoder.transform(X.iloc[test]).astype("float32")
-    keras.utils.set_random_seed(42)
-    scaling = keras.layers.Normalization()
-    scaling.adapt(X_train[:100_000])
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(X_train.shape[1],)),
-            scaling,
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(4, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    stop = keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)
-    model.fit(
-        X_train,
-        y[train],
-        validation_data=(X_val, y[val]),
-        epochs=epochs,
-        batch_size=64,
-        callbacks=[stop],
-        verbose=0,
-    )
+    model = plain_network(X_train, y[train], X_val, y[val], 4, epochs)
     scores = {"keras_mlp": model.predict(X_test, batch_size=4096, verbose=0)}
     sample = np.random.default_rng(42).choice(train, 20_000, replace=False)
     ordinal = ColumnTransformer(
@@ -175,16 +149,6 @@ def by_hand(path: str, epochs: int) -> None:
     print(json.dumps({"test_accuracy": accuracy[best], "family": best}))
 
 
-def imports() -> None:
-    import great_expectations  # noqa: F401
-    import keras
-    import mlflow  # noqa: F401
-    import prefect  # noqa: F401
-    import sklearn  # noqa: F401
-
-    keras.ops.ones(1)  # the backend's runtime up too
-
-
 def raw_size(path: Path) -> int:
     """The bytes of the table as pandas holds it: what a user would call its size."""
     import pandas as pd
@@ -197,12 +161,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--by-hand", help=argparse.SUPPRESS)
-    parser.add_argument("--imports", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.by_hand:
         return by_hand(args.by_hand, args.epochs)
-    if args.imports:
-        return imports()
     me = [sys.executable, __file__, "--epochs", str(args.epochs)]
     with fresh_home() as env:
         home = Path(env["MLOPS_HOME"])
@@ -211,7 +172,7 @@ def main() -> None:
         raw = raw_size(data)
         suggest = ["suite", "suggest", "--data", str(data), "--name", "mixed", "--out", str(suite)]
         measure([MLOPS, *suggest], env)
-        baseline = measure([*me, "--imports"], env)
+        baseline = measure(IMPORTS, env)
         hand = measure([*me, "--by-hand", str(data)], env)
         train = ["train", "--data", str(data), "--suite", str(suite), "--model-name", "mixed"]
         job = measure([MLOPS, *train, "--epochs", str(args.epochs), "--json"], env)

@@ -25,13 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import plain_network
+
 BIN = Path(sys.executable).parent
 TARGET_RATIO = 1.5
 
 
 def bare_training() -> None:
     """What an engineer writes by hand: the same network, data, split and stopping rule."""
-    import keras
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -43,32 +44,7 @@ def bare_training() -> None:
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest, y_rest, test_size=0.2, stratify=y_rest, random_state=42
     )
-    keras.utils.set_random_seed(42)
-    scaling = keras.layers.Normalization()
-    scaling.adapt(X_train)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(X.shape[1],)),
-            scaling,
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    stop = keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)
-    model.fit(
-        X_train,
-        y_train,
-        validation_data=(X_val, y_val),
-        epochs=60,
-        batch_size=64,
-        callbacks=[stop],
-        verbose=0,
-    )
+    model = plain_network(X_train, y_train, X_val, y_val, 10, 60)
     accuracy = float(model.evaluate(X_test, y_test, verbose=0)[1])
     print(json.dumps({"test_accuracy": accuracy}))
 

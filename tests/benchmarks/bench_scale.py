@@ -27,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness import MIB, MLOPS, fresh_home, measure, write_classes
+from harness import IMPORTS, MIB, MLOPS, fresh_home, measure, write_classes
 
 
 def bare(path: str, epochs: int, baselines: bool) -> None:
@@ -63,28 +63,15 @@ def bare(path: str, epochs: int, baselines: bool) -> None:
     print(json.dumps({"test_accuracy": scores[best]["test_accuracy"], "family": best}))
 
 
-def imports() -> None:
-    import great_expectations  # noqa: F401
-    import keras
-    import mlflow  # noqa: F401
-    import prefect  # noqa: F401
-    import sklearn  # noqa: F401
-
-    keras.ops.ones(1)  # the backend's runtime up too
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     parser.add_argument("--baselines", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--imports", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         return bare(args.bare, args.epochs, args.baselines)
-    if args.imports:
-        return imports()
     me = [sys.executable, __file__, "--epochs", str(args.epochs)]
     with fresh_home() as env:
         home = Path(env["MLOPS_HOME"])
@@ -92,7 +79,7 @@ def main() -> None:
         write_classes(data, args.rows, 64)
         suggest = ["suite", "suggest", "--data", str(data), "--name", "scale", "--out", str(suite)]
         measure([MLOPS, *suggest], env)
-        baseline = measure([*me, "--imports"], env)
+        baseline = measure(IMPORTS, env)
         hand = measure([*me, "--bare", str(data)], env)
         by_hand = measure([*me, "--bare", str(data), "--baselines"], env)
         train = ["train", "--data", str(data), "--suite", str(suite), "--model-name", "scale"]

@@ -65,6 +65,18 @@ def write_suite(frame: pd.DataFrame, name: str, target: str, folder: Path) -> Pa
     return path
 
 
+def train_progression(path: Path, force: bool = False) -> dict:
+    """The regression job, one column left out by hand (as `--exclude s6`)."""
+    return training_flow(
+        data_uri=str(path),
+        target="progression",
+        model_name="progression",
+        epochs=80,
+        exclude=["s6"],
+        force=force,
+    )
+
+
 @pytest.fixture(scope="module")
 def jobs(prefect_api, module_home, tmp_path_factory):
     """A classification and a regression job on mixed tables, each from its suggested suite."""
@@ -82,13 +94,7 @@ def jobs(prefect_api, module_home, tmp_path_factory):
         diabetes = folder / "progression.csv"
         progression().to_csv(diabetes, index=False)
         write_suite(progression(), "progression", "progression", suites)
-        regression = training_flow(
-            data_uri=str(diabetes),
-            target="progression",
-            model_name="progression",
-            epochs=80,
-            exclude=["s6"],
-        )
+        regression = train_progression(diabetes)
         yield {
             "patients": first,
             "progression": regression,
@@ -173,14 +179,7 @@ def test_a_retrained_regressor_is_judged_by_rmse_against_the_champion(jobs):
     diabetes = jobs["folder"] / "progression.csv"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_SUITES_DIR", str(jobs["settings"].suites_dir))
-        again = training_flow(
-            data_uri=str(diabetes),
-            target="progression",
-            model_name="progression",
-            epochs=80,
-            exclude=["s6"],
-            force=True,
-        )
+        again = train_progression(diabetes, force=True)
     # The champion was re-scored on the same rows, by the regression metrics.
     assert again["version"] == "2" and "test_rmse" in again["decision"]
     assert again["champion_metrics"]["test_rmse"] == pytest.approx(
