@@ -18,6 +18,8 @@ import pandas as pd
 def as_text(values: pd.Series) -> pd.Series:
     """A categorical column as text, missing cells kept missing: the cast training applied
     (tasks/preprocessing.py, which this file cannot import)."""
+    if values.dtype == "str":  # pandas' text, missing cells NaN: already so
+        return values
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
     return values.astype("str").where(values.notna())

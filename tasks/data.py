@@ -154,8 +154,11 @@ def _csv_header(source: Source) -> list[str]:
     if isinstance(source, Path):
         with source.open("rb") as handle:
             line = handle.readline()
-    else:
-        line = source.getvalue().split(b"\n", 1)[0]
+    else:  # pandas is reading the same buffer: put it back where pandas left it
+        position = source.tell()
+        source.seek(0)
+        line = source.readline()
+        source.seek(position)
     return next(csv.reader([line.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), [])
 
 

@@ -109,7 +109,8 @@ def column_kind(values: pd.Series) -> str:
         return "no values"
     distinct = present.nunique()
     if distinct == 1:
-        return f"constant ({present.iloc[0]!r})"
+        value = present.iloc[0]
+        return f"constant ({(value.item() if hasattr(value, 'item') else value)!r})"
     if pd.api.types.is_datetime64_any_dtype(values) or isinstance(values.dtype, pd.PeriodDtype):
         return "date or time (not read as a feature)"
     unique_rows = len(present) >= IDENTIFIER_ROWS and distinct >= IDENTIFIER_SHARE * len(present)

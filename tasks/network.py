@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tasks.checkpoints import FitProgress
 from tasks.devices import DeviceStrategy, detect_device
-from tasks.preprocessing import encode
+from tasks.preprocessing import EncodedRows, encode
 from tasks.splits import sampled_rows
 from tasks.streaming import (
     HELD_ROWS,
@@ -185,10 +185,26 @@ class _KerasMLP(BaseEstimator):
         """The same for other rows' labels (the validation rows)."""
         raise NotImplementedError
 
+    def _streamed(self, X, device: DeviceStrategy):
+        """Rows too many for TensorFlow to hold go to it a chunk at a time (`tf_batches`); with
+        an encoder, they are encoded a chunk at a time too, never the whole table at once."""
+        if self.encoder_ is not None and device.backend == "tensorflow" and len(X) > self.held_rows:
+            return EncodedRows(self.encoder_, X)
+        return self._inputs(X)
+
     def fit(self, X, y, validation_data=None, callbacks: Sequence = ()):
-        """Fit in memory; ``callbacks`` are extra Keras callbacks, run after the estimator's."""
-        self.encoder_ = None if self.encoder is None else clone(self.encoder).fit(X)
-        X, codes = self._inputs(X), self._targets(y)
+        """Fit in memory; ``callbacks`` are extra Keras callbacks, run after the estimator's.
+
+        An encoder learns from at most ``scaling_rows`` of the training rows, as the scaling
+        does (its medians and categories are as good from a large sample, and the whole
+        table encoded at once would be several times its size)."""
+        device = self._device()
+        self.encoder_ = None
+        if self.encoder is not None:
+            picked = sampled_rows(len(X), self.scaling_rows, self.random_state)
+            self.encoder_ = clone(self.encoder).fit(X if picked is None else X.iloc[picked])
+        given = validation_data is not None
+        X, codes = (self._streamed(X, device) if given else self._inputs(X)), self._targets(y)
         if validation_data is None:
             X, X_val, codes, codes_val = train_test_split(
                 X,
@@ -198,9 +214,8 @@ class _KerasMLP(BaseEstimator):
                 random_state=self.random_state,
             )
         else:
-            X_val = self._inputs(validation_data[0])
+            X_val = self._streamed(validation_data[0], device)
             codes_val = self._learned(validation_data[1])
-        device = self._device()
         batch = device.global_batch_size(self.batch_size)
         if device.backend == "tensorflow":
             batches, pipeline_callbacks = tf_batches(
@@ -215,6 +230,8 @@ class _KerasMLP(BaseEstimator):
         else:
             data = {"x": X, "y": codes, "validation_data": (X_val, codes_val), "batch_size": batch}
         picked = sampled_rows(len(X), self.scaling_rows, self.random_state)
+        if picked is None and isinstance(X, EncodedRows):
+            picked = np.arange(len(X))  # the rows, encoded, to set the scaling from
         return self._train(device, X if picked is None else X[picked], callbacks, **data)
 
     def _network(self, sample: np.ndarray, device: DeviceStrategy):

@@ -39,17 +39,25 @@ def as_text(values: pd.Series) -> pd.Series:
     """A categorical column as text, missing cells kept missing: the same category whether a
     file holds it as 3, 3.0 (an integer column with gaps) or "3". The registered model's code
     (classifier_model.py) does the same to what it is asked to predict."""
+    if values.dtype == "str":  # pandas' text, missing cells NaN: already so (no copy)
+        return values
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
     return values.astype("str").where(values.notna())
 
 
-def model_input(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
-    """The feature columns in the types' order, categorical ones as text."""
-    out = frame[types.features].copy()
+def model_input(
+    frame: pd.DataFrame, types: FeatureTypes, target: str | None = None
+) -> pd.DataFrame:
+    """The feature columns in the types' order (and the label, given its name), categorical
+    ones as text. Columns already so are the frame's own (copy-on-write: no copy)."""
+    out = frame[[*types.features, *([target] if target else [])]]
+    changed = {}
     for name in types.categorical:
-        out[name] = as_text(out[name])
-    return out
+        values = out[name]
+        if (text := as_text(values)) is not values:
+            changed[name] = text
+    return out.assign(**changed) if changed else out
 
 
 def one_hot_encoder(types: FeatureTypes):
@@ -101,6 +109,23 @@ def ordinal_encoder(types: FeatureTypes):
     return encoder, [False] * len(types.numeric) + [True] * len(types.categorical)
 
 
+class EncodedRows:
+    """Rows of a frame as a fitted encoder's float32 output, encoded when they are taken
+    (``rows[positions]``): a network streams its training rows through this, a chunk at a
+    time, instead of holding the whole encoded table (one-hot columns make it several times
+    the size of the frame)."""
+
+    def __init__(self, encoder, frame: pd.DataFrame):
+        self.encoder, self.frame = encoder, frame
+        self.shape = (len(frame), encode(encoder, frame.iloc[:1]).shape[1])
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, positions) -> np.ndarray:
+        return encode(self.encoder, self.frame.iloc[positions])
+
+
 def encode(encoder, X: pd.DataFrame) -> np.ndarray:
     """A fitted encoder's output for the rows as float32, ENCODING_ROWS at a time."""
     first = np.asarray(encoder.transform(X.iloc[:ENCODING_ROWS]), dtype="float32")
@@ -121,12 +146,12 @@ def categories(types: FeatureTypes, X: pd.DataFrame) -> dict[str, list[str]]:
 
 def model_frame(frame: pd.DataFrame, target: str, inputs: ModelInputs) -> pd.DataFrame:
     """The rows a job learns from: those with a label, the feature columns (categorical ones
-    as text) and the label. A table of complete numbers, every column a feature, is the
-    frame itself (no copy)."""
+    as text) and the label; the frame's own columns wherever they already are so (a table
+    of features in their order, text already pandas' text: the frame itself, no copy)."""
     labelled = check_label(frame[target], inputs.task)
-    features = inputs.types.features
-    plain = not inputs.types.categorical and labelled.all()
-    if plain and [c for c in frame.columns if c != target] == features:
-        return frame
-    rows = frame[labelled.to_numpy()] if not labelled.all() else frame
-    return pd.concat([model_input(rows, inputs.types), rows[target]], axis=1)
+    if not labelled.all():
+        frame = frame[labelled.to_numpy()]
+    same = [c for c in frame.columns if c != target] == inputs.types.features and all(
+        frame[name].dtype == "str" for name in inputs.types.categorical
+    )
+    return frame if same else model_input(frame, inputs.types, target)

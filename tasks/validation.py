@@ -287,8 +287,6 @@ def _explain(frame: pd.DataFrame, kind: str, kwargs: dict, result: Any) -> Expec
         return _explain_extreme(frame[column], kind, kwargs, observed, base)
     if kind in ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"):
         return _explain_type(frame[column], kwargs, base)
-    if kind == "expect_column_values_to_be_in_set":
-        return _explain_unseen(frame[column], kwargs, observed, base)
     if kind.startswith("expect_column_distinct_values_to"):
         present = set(pd.unique(frame[column].dropna()).tolist())
         expected = set(kwargs.get("value_set") or [])
@@ -302,6 +300,8 @@ def _explain(frame: pd.DataFrame, kind: str, kwargs: dict, result: Any) -> Expec
     if result.exception_info and result.exception_info.get("raised_exception"):
         message = str(result.exception_info.get("exception_message", "")).splitlines()[0]
         return ExpectationFailure(**base, detail=f"could not be evaluated: {message}")
+    if kind == "expect_column_values_to_be_in_set":
+        return _explain_unseen(frame[column], kwargs, observed, base)
     count = observed.get("unexpected_count")
     samples = plain_values(observed.get("partial_unexpected_list") or [])[:_SAMPLE_SIZE]
     if count is not None:

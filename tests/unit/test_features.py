@@ -9,7 +9,9 @@ import pytest
 from tasks.features import (
     FeatureError,
     FeatureTypes,
+    ModelInputs,
     check_features,
+    check_sweepable,
     check_label,
     infer_task,
     infer_types,
@@ -86,3 +88,12 @@ def test_exclude_and_type_changes_are_checked():
         check_features(types, frame)
     with pytest.raises(FeatureError, match="no column is left"):
         check_features(FeatureTypes((), (), {"a": "x"}), frame)
+
+
+def test_a_sweep_is_refused_for_regression_and_mixed_types():
+    types = FeatureTypes(("a",), ("b",))
+    check_sweepable(ModelInputs("classification", FeatureTypes(("a",), ()), False))
+    with pytest.raises(FeatureError, match="regression job"):
+        check_sweepable(ModelInputs("regression", types, True))
+    with pytest.raises(FeatureError, match="mixed-type job"):
+        check_sweepable(ModelInputs("classification", types, True))

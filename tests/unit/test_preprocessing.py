@@ -65,3 +65,19 @@ def test_the_model_frame_keeps_labelled_rows_and_a_plain_table_as_it_is(digits):
     same = preprocessing.model_frame(digits, "target", ModelInputs("classification", plain, False))
     assert same is digits
     assert preprocessing.categories(TYPES, frame) == {"colour": ["blue", "green", "red"]}
+
+
+def test_a_network_streams_its_rows_through_the_encoder_alike(monkeypatch):
+    from tasks.network import KerasMLPClassifier
+
+    frame = preprocessing.model_input(rows(), TYPES)
+    labels = (frame["colour"] == "red").map({True: "yes", False: "no"})  # learnable
+    fits = []
+    for held in (10_000, 100):  # all rows encoded and held, or encoded chunk by chunk
+        network = KerasMLPClassifier(
+            epochs=30, random_state=0, held_rows=held, encoder=preprocessing.one_hot_encoder(TYPES)
+        )
+        network.fit(frame[:200], labels[:200], validation_data=(frame[200:], labels[200:]))
+        fits.append(network.predict(frame))
+    for predicted in fits:
+        assert (predicted[200:] == labels[200:].to_numpy()).mean() > 0.9
