@@ -67,9 +67,7 @@ def test_a_mixed_type_network_serves_raw_rows_and_counts_unseen_categories(home)
             settings, run_id, network, types.features, X.head(5), categories(types, X)
         )
     model = packaging.load_model(settings, logged.uri)
-    raw = pd.DataFrame(
-        {"weight (kg)": [np.nan, 80.0], "colour": ["purple", "red"], "zone": [2, 9]}
-    )
+    raw = pd.DataFrame({"weight (kg)": [np.nan, 80.0], "colour": ["purple", "red"], "zone": [2, 9]})
     predicted = model.predict(packaging.conform(model, raw))
     assert list(predicted.columns) == ["prediction"]
     np.testing.assert_allclose(
