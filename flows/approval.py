@@ -29,8 +29,18 @@ def approval_gate(
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
+    paired = decision.comparison
+    paired = (
+        f"; against the champion on the same rows: difference {paired['difference']:+.4f}, "
+        f"95% interval {paired['difference_interval']}, p = {paired['p_value']:.3g}"
+        if paired
+        else ""
+    )
     logger.info(
-        "Waiting up to %d s for approval in the Prefect UI: %s", timeout_seconds, decision.reason
+        "Waiting up to %d s for approval in the Prefect UI: %s%s",
+        timeout_seconds,
+        decision.reason,
+        paired,
     )
     try:
         answer = pause_flow_run(wait_for_input=Approval, timeout=timeout_seconds, key="approval")

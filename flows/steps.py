@@ -29,6 +29,7 @@ from tasks import (
     devices,
     drift,
     evaluation,
+    evidence,
     faults,
     features,
     jobs,
@@ -397,6 +398,22 @@ def fit_candidates(
     best = evaluation.best_candidate(scores, settings.promotion_policy(inputs.task).metric)
     # Only the best one's outputs go on (to the plots): the others' go with this call.
     return CandidateResults(best, estimators[best], scores, outcomes[best][1], {}, reused)
+
+
+@step(name="bound metrics")
+def bound_metrics(
+    settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
+) -> CandidateResults:
+    """The chosen candidate's 95% bootstrap interval of each test metric, on the run as
+    `<metric>_low` / `<metric>_high`."""
+    score = evidence.scorer(
+        splits.y_test, candidates.outputs, getattr(candidates.estimator, "classes_", None)
+    )
+    intervals = evidence.metric_intervals(score, len(splits.y_test), settings.seed)
+    bounds = {f"{metric}_{side}": value for metric, (low, high) in intervals.items()
+              for side, value in (("low", low), ("high", high))}  # fmt: skip
+    tracking.log_metrics(settings, run_id, bounds)
+    return replace(candidates, intervals=intervals)
 
 
 @step(name="plot evaluation")

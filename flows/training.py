@@ -13,6 +13,7 @@ from prefect import flow
 from flows.approval import approval_gate
 from flows.runs import FLOW_RUN_TAG
 from flows.steps import (
+    bound_metrics,
     check_drift,
     check_storage,
     decide_promotion,
@@ -117,9 +118,10 @@ def training_flow(
         candidates = train_candidates(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
+        candidates = bound_metrics(settings, run_id, candidates, splits)
         plots = plot_evaluation(settings, run_id, candidates, splits)
         champion = score_champion(settings, model_name, splits, inputs)
-        decision = decide_promotion(settings, candidates.chosen_scores, champion, inputs.task)
+        decision = decide_promotion(settings, candidates, champion, splits.y_test)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(
             model_name, run_id, str(flow_run.id), data_uri, target, snapshot, report,

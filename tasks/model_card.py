@@ -58,6 +58,15 @@ def render(
         lines.append(
             f"| {family}{marker} | " + " | ".join(f"{scores[m]:.4f}" for m in metric_names) + " |"
         )
+    if candidates.intervals:
+        lines += [
+            "",
+            f"95% intervals of `{candidates.family}`'s scores (bootstrap over the test rows): "
+            + ", ".join(
+                f"{metric} {low:.4f} to {high:.4f}"
+                for metric, (low, high) in candidates.intervals.items()
+            ),
+        ]
     lines += [
         "",
         "Cross-validation of the chosen family: "
@@ -71,6 +80,14 @@ def render(
         f"- Rule: {decision.rule}",
         f"- Outcome: **{decision.alias}**: {decision.reason}",
     ]
+    if decision.comparison:
+        c = decision.comparison
+        low, high = c["difference_interval"]
+        lines.append(
+            f"- Paired with the champion on the same rows ({c['test']}, test mode "
+            f"`{decision.test}`): {c['metric']} difference {c['difference']:+.4f}, 95% interval "
+            f"{low:+.4f} to {high:+.4f}, p = {c['p_value']:.3g}"
+        )
     if decision.champion is not None:
         lines.append(
             f"- Champion v{decision.champion_version} on this run's test set: "

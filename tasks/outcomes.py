@@ -27,6 +27,7 @@ class CandidateResults:
     outputs: Any
     cross_validation: dict[str, float]
     reused: list[str]
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # metric -> 95% [low, high]
 
     @property
     def chosen_scores(self) -> dict[str, float]:
@@ -90,6 +91,8 @@ class TrainingResult:
     device: dict[str, Any] | None = None
     reused: list[str] = field(default_factory=list)
     task: str | None = None
+    metric_intervals: dict[str, list[float]] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None  # rule, test, difference, its interval, p_value
     features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
 
     @classmethod
@@ -121,6 +124,8 @@ class TrainingResult:
             device=asdict(lineage.device),
             reused=candidates.reused,
             task=lineage.inputs.task,
+            metric_intervals=candidates.intervals,
+            promotion=decision.evidence(),
             features=lineage.inputs.types.to_dict(),
         )
 

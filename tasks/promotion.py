@@ -51,6 +51,10 @@ class PromotionPolicy:
     margin: float
     guards: tuple[str, ...]
     tolerance: float
+    # point: the scores alone; non_inferior: promote unless the paired comparison's interval
+    # lies wholly below -margin (significantly worse); superior: only when it lies wholly
+    # above the margin (significantly better).
+    test: str = "point"
 
     def describe(self) -> str:
         if lower_is_better(self.metric):
@@ -69,6 +73,11 @@ class PromotionPolicy:
                 f"no guard metric ({', '.join(rising)}) rises by more than "
                 f"{_percent(self.tolerance)} of the champion's"
             )
+        if self.test != "point":
+            how = (
+                "not significantly worse" if self.test == "non_inferior" else "significantly better"
+            )
+            primary = f"{self.metric} is {how} than the champion's (margin {self.margin:g})"
         return f"promote when there is no champion, or when {primary} and {' and '.join(guards)}"
 
 
@@ -109,9 +118,20 @@ class PromotionDecision:
     challenger: dict[str, float]
     champion: dict[str, float] | None
     champion_version: str | None
+    # The paired comparison with the champion on the same rows (tasks/evidence.py): metric,
+    # test, difference, difference_interval, p_value; None without a champion scored.
+    comparison: dict | None = None
+    test: str = "point"
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def evidence(self) -> dict:
+        """What `--json` calls `promotion`: the rule, its test mode (MLOPS_PROMOTION_TEST), and
+        the paired comparison: metric, test (the statistical one), difference, its interval
+        and p-value (None without a champion scored on the same rows)."""
+        empty = dict.fromkeys(("metric", "test", "difference", "difference_interval", "p_value"))
+        return {"rule": self.rule, "mode": self.test, **(self.comparison or empty)}
 
 
 def decide(
@@ -120,10 +140,13 @@ def decide(
     champion: dict[str, float] | None,
     champion_version: str | None,
     champion_error: str | None = None,
+    comparison: dict | None = None,
 ) -> PromotionDecision:
-    """Apply the policy to scores of the challenger and the champion on this run's test set."""
+    """Apply the policy to scores of the challenger and the champion on this run's test set
+    (and, for the non_inferior and superior tests, to their paired ``comparison``)."""
     verdict = {"rule": policy.describe(), "challenger": challenger, "champion": champion}
-    verdict["champion_version"] = champion_version
+    verdict |= {"champion_version": champion_version, "comparison": comparison}
+    verdict["test"] = policy.test
 
     def outcome(promote: bool, reason: str) -> PromotionDecision:
         alias = "champion" if promote else "challenger"
@@ -140,6 +163,20 @@ def decide(
     gain = improvement(policy.metric, new, old)
     versus = _versus(policy.metric, new, old)
     relative = lower_is_better(policy.metric)
+    if policy.test != "point" and comparison is not None:
+        low, high = comparison["difference_interval"]
+        evidence = (
+            f"{versus}; difference {comparison['difference']:+.4f}, 95% interval "
+            f"{low:+.4f} to {high:+.4f}, p = {comparison['p_value']:.3g} ({comparison['test']})"
+        )
+        if policy.test == "superior" and low <= policy.margin:
+            return outcome(False, f"not significantly better: {evidence}")
+        if policy.test == "non_inferior" and high < -policy.margin:
+            return outcome(False, f"significantly worse: {evidence}")
+        regressed = _regressed_guard(policy, challenger, champion)
+        if regressed is not None:
+            return outcome(False, regressed)
+        return outcome(True, f"{evidence}; guards within tolerance")
     if gain < policy.margin:
         if relative:
             return outcome(

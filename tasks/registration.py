@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from tasks import evaluation, faults, model_card, packaging, promotion, registry, tracking
+from tasks import evaluation, evidence, faults, model_card, packaging, promotion, registry, tracking
 from tasks.errors import first_line
 from tasks.features import Task
 from tasks.outcomes import CandidateResults, Lineage
@@ -27,6 +28,8 @@ class ChampionScores:
     version: str | None
     scores: dict[str, float] | None
     error: str | None
+    outputs: np.ndarray | None = None  # its class probabilities or predictions, row by row
+    classes: np.ndarray | None = None  # the labels of its probability columns
 
 
 def score_champion(
@@ -43,26 +46,70 @@ def score_champion(
             kind = "regression" if task == "classification" else "classification"
             return ChampionScores(version, None, f"it is a {kind} model; this is a {task} job")
         if task == "regression":
-            scores = evaluation.score_predictions(y_test, predictions["prediction"].to_numpy())
+            classes, outputs = None, predictions["prediction"].to_numpy(dtype=float)
+            scores = evaluation.score_predictions(y_test, outputs)
         else:
-            classes, probabilities = packaging.class_probabilities(predictions)
-            scores = evaluation.score_probabilities(
-                pd.Series(y_test).astype(str).to_numpy(), probabilities, classes
-            )
+            classes, outputs = packaging.class_probabilities(predictions)
+            scores = evaluation.score_probabilities(as_labels(y_test), outputs, classes)
     except Exception as exc:  # a champion of another schema cannot block the record of why
         return ChampionScores(version, None, first_line(exc))
-    return ChampionScores(version, scores, None)
+    return ChampionScores(version, scores, None, outputs, classes)
+
+
+def as_labels(y) -> np.ndarray:
+    """Labels as a registered model's probability columns name them (text)."""
+    return pd.Series(y).astype(str).to_numpy()
+
+
+def compare_with_champion(
+    settings: Settings, candidates: CandidateResults, champion: ChampionScores, y_test
+) -> evidence.Comparison | None:
+    """The challenger against the champion on the same test rows, by the policy's metric
+    (None without a champion scored on them)."""
+    if champion.outputs is None:
+        return None
+    metric = settings.promotion_policy(_task(candidates)).metric
+    y = np.asarray(y_test)
+    challenger = evidence.scorer(
+        y, candidates.outputs, getattr(candidates.estimator, "classes_", None)
+    )
+    if champion.classes is None:
+        previous = evidence.scorer(y, champion.outputs, None)
+        power = 1 if metric == "test_mae" else 2
+        errors = (
+            np.abs(y - candidates.outputs) ** power,
+            np.abs(y - champion.outputs) ** power,
+        )
+        return evidence.compare(metric, challenger, previous, len(y), settings.seed, errors=errors)
+    labels = as_labels(y)
+    previous = evidence.scorer(labels, champion.outputs, champion.classes)
+    classes = candidates.estimator.classes_
+    correct = (
+        classes[candidates.outputs.argmax(axis=1)] == y,
+        champion.classes[champion.outputs.argmax(axis=1)] == labels,
+    )
+    return evidence.compare(metric, challenger, previous, len(y), settings.seed, correct=correct)
+
+
+def _task(candidates: CandidateResults) -> Task:
+    return "classification" if hasattr(candidates.estimator, "classes_") else "regression"
 
 
 def decide(
-    settings: Settings,
-    challenger: dict[str, float],
-    champion: ChampionScores,
-    task: Task = "classification",
+    settings: Settings, candidates: CandidateResults, champion: ChampionScores, y_test
 ) -> promotion.PromotionDecision:
-    """The settings' promotion policy for the task applied to the challenger and the champion."""
-    policy = settings.promotion_policy(task)
-    return promotion.decide(policy, challenger, champion.scores, champion.version, champion.error)
+    """The settings' promotion policy for the task applied to the challenger and the champion,
+    with their paired comparison on the test rows."""
+    policy = settings.promotion_policy(_task(candidates))
+    comparison = compare_with_champion(settings, candidates, champion, y_test)
+    return promotion.decide(
+        policy,
+        candidates.chosen_scores,
+        champion.scores,
+        champion.version,
+        champion.error,
+        comparison.as_dict() if comparison else None,
+    )
 
 
 def register_and_promote(
@@ -135,7 +182,15 @@ def record_decision(
         "promotion_reason": decision.reason[:5000],
         "promotion_rule": decision.rule,
         "promotion_champion_version": decision.champion_version or "none",
+        "promotion_test": decision.test,
     }
+    if decision.comparison:
+        low, high = decision.comparison["difference_interval"]
+        decision_tags |= {
+            "promotion_difference": f"{decision.comparison['difference']:.6g}",
+            "promotion_difference_interval": f"[{low:.6g}, {high:.6g}]",
+            "promotion_p_value": f"{decision.comparison['p_value']:.6g}",
+        }
     registry.set_version_tags(settings, lineage.model, version.version, decision_tags)
     tracking.set_run_tags(settings, run_id, {**decision_tags, "model_version": version.version})
     registry.assign_alias(

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     guard_tolerance: float = Field(
         default=0.01, ge=0, description="Most a guard may worsen; of an error, a share of it."
     )
+    promotion_test: Literal["point", "non_inferior", "superior"] = Field(
+        default="point",
+        description="point: the scores decide; non_inferior: promote unless significantly "
+        "worse than the champion (paired, same rows); superior: only if significantly better.",
+    )
     retrain_cron: str = Field(
         default="0 3 * * 1", description="Schedule of the retrain deployment (weekly by default)."
     )
@@ -207,6 +212,7 @@ class Settings(BaseSettings):
             margin=self.promotion_margin,
             guards=tuple(chosen["guard_metrics"]),
             tolerance=chosen["guard_tolerance"],
+            test=self.promotion_test,
         )
 
     def allowed_output_roots(self) -> list[str]:

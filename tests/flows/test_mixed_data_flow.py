@@ -185,6 +185,8 @@ def test_a_retrained_regressor_is_judged_by_rmse_against_the_champion(jobs):
     assert again["champion_metrics"]["test_rmse"] == pytest.approx(
         again["metrics"]["test_rmse"], rel=1e-3
     )
+    assert again["promotion"]["metric"] == "test_rmse"
+    assert again["promotion"]["test"] in ("t-test on per-row errors", "bootstrap")
 
 
 def _registry(settings) -> dict:

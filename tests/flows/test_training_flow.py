@@ -99,6 +99,30 @@ def test_two_runs_register_versions_1_and_2_with_exactly_one_champion(trained, c
     assert set(second["champion_metrics"]) == set(second["metrics"])
 
 
+def test_scores_come_with_intervals_and_the_champion_comparison_with_a_p_value(trained, client):
+    first, second = trained["first"], trained["second"]
+    for result in (first, second):
+        assert set(result["metric_intervals"]) == set(result["metrics"])
+        for metric, (low, high) in result["metric_intervals"].items():
+            assert low <= result["metrics"][metric] <= high
+    # 360 test rows: accuracy is known to within a few points, not to four decimals.
+    low, high = first["metric_intervals"]["test_accuracy"]
+    assert 0.005 < high - low < 0.08
+    run = client.get_run(first["run_id"]).data.metrics
+    assert run["test_accuracy_low"] == low and run["test_accuracy_high"] == high
+    assert first["promotion"]["p_value"] is None  # no champion to compare with
+    paired = second["promotion"]
+    assert paired["mode"] == "point" and paired["test"] == "McNemar exact test"
+    assert paired["difference_interval"][0] <= paired["difference"]
+    assert paired["difference"] <= paired["difference_interval"][1]
+    # The same job forced again: the same model (up to threads' rounding), no evidence of a
+    # difference.
+    assert abs(paired["difference"]) < 0.01 and paired["p_value"] > 0.05
+    tags = client.get_model_version("digits", second["version"]).tags
+    assert float(tags["promotion_p_value"]) == pytest.approx(paired["p_value"], rel=1e-5)
+    assert tags["promotion_test"] == "point"
+
+
 def test_champion_reaches_the_accuracy_bar(trained, client):
     champion = client.get_model_version_by_alias("digits", "champion")
     metrics = client.get_run(champion.run_id).data.metrics
