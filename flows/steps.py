@@ -30,6 +30,7 @@ from tasks import (
     drift,
     evaluation,
     evidence,
+    explanations,
     faults,
     features,
     jobs,
@@ -414,6 +415,30 @@ def bound_metrics(
               for side, value in (("low", low), ("high", high))}  # fmt: skip
     tracking.log_metrics(settings, run_id, bounds)
     return replace(candidates, intervals=intervals)
+
+
+@step(name="explain predictions")
+def explain_predictions(
+    settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits, metric: str
+) -> tuple[CandidateResults, list[str]]:
+    """The chosen candidate's permutation importance on the test rows: every feature's on the
+    run (explanation/importance.json), the top ones in the result and a bar plot (for
+    image-shaped data also a heat map)."""
+    features = explanations.permutation_importance(
+        candidates.estimator, splits.X_test, splits.y_test, metric, settings.seed
+    )
+    tracking.log_json(settings, run_id, features, "explanation/importance.json")
+    title = f"{candidates.family}: what drives the predictions (test set)"
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        paths = [
+            explanations.plot_importances(features, metric, title, folder / "importance.png"),
+            explanations.plot_pixel_map(features, title, folder / "importance_map.png"),
+        ]
+        paths = [path for path in paths if path is not None]
+        tracking.log_files(settings, run_id, paths, "plots")
+    shown = {"method": "permutation", "metric": metric, "features": features[: explanations.SHOWN]}
+    return replace(candidates, explanation=shown), [f"plots/{path.name}" for path in paths]
 
 
 @step(name="plot evaluation")

@@ -18,6 +18,7 @@ from flows.steps import (
     check_storage,
     decide_promotion,
     detect_device,
+    explain_predictions,
     find_identical_job,
     identify_job,
     load_data,
@@ -119,7 +120,9 @@ def training_flow(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
         candidates = bound_metrics(settings, run_id, candidates, splits)
-        plots = plot_evaluation(settings, run_id, candidates, splits)
+        metric = settings.promotion_policy(inputs.task).metric
+        candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
+        plots = plot_evaluation(settings, run_id, candidates, splits) + explained
         champion = score_champion(settings, model_name, splits, inputs)
         decision = decide_promotion(settings, candidates, champion, splits.y_test)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)

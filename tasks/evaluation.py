@@ -116,7 +116,7 @@ def cross_validated(estimator: BaseEstimator, X, y, folds: int, seed: int) -> di
     return {f"cv_{name}_mean": float(scores.mean()), f"cv_{name}_std": float(scores.std())}
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot, drawing to files only (the Agg backend: no display needed)."""
     import matplotlib
 
@@ -126,26 +126,26 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
+def save(figure, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
 def plot_confusion_matrix(y_true, y_pred, classes, title: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     matrix = metrics.confusion_matrix(y_true, y_pred, labels=classes)
     figure, axes = plt.subplots(figsize=(6, 5))
     metrics.ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
         ax=axes, colorbar=False, cmap="Blues"
     )
     axes.set_title(title)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_roc_curves(y_true, probabilities: np.ndarray, classes, title: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     y_true = np.asarray(y_true)
     figure, axes = plt.subplots(figsize=(6, 5))
     shown = classes[1:] if len(classes) == 2 else classes
@@ -157,7 +157,7 @@ def plot_roc_curves(y_true, probabilities: np.ndarray, classes, title: str, path
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="False positive rate", ylabel="True positive rate", title=title)
     axes.legend(loc="lower right", fontsize="small", ncol=2)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _sampled_points(y_true, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -173,20 +173,20 @@ def _sampled_points(y_true, predictions: np.ndarray) -> tuple[np.ndarray, np.nda
 def plot_predicted_vs_actual(y_true, predictions: np.ndarray, title: str, path: Path) -> Path:
     """A regressor's predictions against the actual values, with the line they would be on if
     every one were right."""
-    plt = _pyplot()
+    plt = pyplot()
     actual, predicted, note = _sampled_points(y_true, predictions)
     figure, axes = plt.subplots(figsize=(6, 5))
     axes.scatter(actual, predicted, s=8, alpha=0.4, linewidths=0)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axes.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="Actual", ylabel="Predicted", title=title + note)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_residuals(y_true, predictions: np.ndarray, title: str, path: Path) -> Path:
     """A regressor's residuals (actual - predicted) against its predictions, where a pattern
     shows what it misses, and their distribution (of every row)."""
-    plt = _pyplot()
+    plt = pyplot()
     residuals = np.asarray(y_true, dtype=float) - np.asarray(predictions, dtype=float)
     actual, predicted, note = _sampled_points(y_true, predictions)
     figure, (scatter, histogram) = plt.subplots(1, 2, figsize=(10, 4.5))
@@ -196,4 +196,4 @@ def plot_residuals(y_true, predictions: np.ndarray, title: str, path: Path) -> P
     histogram.hist(residuals, bins=50, color="tab:blue", alpha=0.8)
     histogram.axvline(0, linestyle="--", color="grey", linewidth=0.8)
     histogram.set(xlabel="Residual", ylabel="Rows", title="Distribution of residuals")
-    return _save(figure, path)
+    return save(figure, path)

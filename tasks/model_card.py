@@ -75,6 +75,10 @@ def render(
             or "not run (`mlops train --cv` runs it)"
         ),
         "",
+        "## What drives the predictions",
+        "",
+        *_explanation(candidates.explanation),
+        "",
         "## Promotion",
         "",
         f"- Rule: {decision.rule}",
@@ -96,3 +100,22 @@ def render(
     lines += ["", "## Plots", ""]
     lines += [f"![{plot}](../{plot})" for plot in plots]
     return "\n".join(lines) + "\n"
+
+
+def _explanation(explanation: dict) -> list[str]:
+    """The most important features as a table (permutation importance on the test rows)."""
+    if not explanation:
+        return ["Not computed for this version."]
+    lines = [
+        f"Permutation importance on the test rows: how much `{explanation['metric']}` drops "
+        "when a feature's values are shuffled (95% interval over the shuffles).",
+        "",
+        "| feature | importance | interval |",
+        "|---|---|---|",
+    ]
+    for feature in explanation["features"]:
+        low, high = feature["interval"]
+        lines.append(
+            f"| {feature['feature']} | {feature['importance']:.4f} | {low:.4f} to {high:.4f} |"
+        )
+    return lines

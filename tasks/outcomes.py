@@ -28,6 +28,7 @@ class CandidateResults:
     cross_validation: dict[str, float]
     reused: list[str]
     intervals: dict[str, list[float]] = field(default_factory=dict)  # metric -> 95% [low, high]
+    explanation: dict[str, Any] = field(default_factory=dict)  # method, metric, features
 
     @property
     def chosen_scores(self) -> dict[str, float]:
@@ -93,6 +94,7 @@ class TrainingResult:
     task: str | None = None
     metric_intervals: dict[str, list[float]] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None  # rule, test, difference, its interval, p_value
+    explanation: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
 
     @classmethod
@@ -126,6 +128,7 @@ class TrainingResult:
             task=lineage.inputs.task,
             metric_intervals=candidates.intervals,
             promotion=decision.evidence(),
+            explanation=candidates.explanation,
             features=lineage.inputs.types.to_dict(),
         )
 

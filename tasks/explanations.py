@@ -1,0 +1,106 @@
+"""What drives a model's predictions: permutation importance of each feature on the test rows.
+
+Model-agnostic (every family alike, the preprocessing included): a feature matters as much
+as the test score drops when its values are shuffled among the rows, which breaks its link
+to the label and to the other features. Every shuffled copy of the rows is scored in one
+pass of predictions, so a network pays its per-call cost once, not once per feature.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.evaluation import (
+    in_chunks,
+    pyplot,
+    save,
+    score_predictions,
+    score_probabilities,
+    test_scores,
+)
+from tasks.promotion import improvement
+from tasks.splits import sampled_rows
+
+REPEATS = 5
+# Test rows the shuffles are drawn from at most (a seeded sample of them).
+EXPLAINED_ROWS = 1_000
+SHOWN = 20  # features in --json, the card and the bar plot, the most important first
+_PIXEL = re.compile(r"^pixel_(\d+)_(\d+)$")
+
+
+def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int) -> list[dict]:
+    """Per feature: the mean drop of ``metric`` over REPEATS shuffles (positive: the model
+    leans on it) and a rough 95% interval (mean +/- two standard errors), most important
+    first."""
+    rows = sampled_rows(len(X), EXPLAINED_ROWS, seed)
+    if rows is not None:
+        X, y = X.iloc[rows], pd.Series(np.asarray(y)[rows])
+    X, y = X.reset_index(drop=True), pd.Series(np.asarray(y))
+    baseline = test_scores(estimator, X, y)[0][metric]
+    rng = np.random.default_rng(seed)
+    shuffled = []
+    for name in X.columns:
+        for _ in range(REPEATS):
+            copy = X.copy()
+            copy[name] = X[name].to_numpy()[rng.permutation(len(X))]
+            shuffled.append(copy)
+    stacked = pd.concat(shuffled, ignore_index=True)
+    predict = estimator.predict_proba if hasattr(estimator, "classes_") else estimator.predict
+    outputs = in_chunks(predict, stacked)
+    drops = np.empty((len(X.columns), REPEATS))
+    for block in range(len(shuffled)):
+        part = outputs[block * len(X) : (block + 1) * len(X)]
+        score = _score(estimator, y, part)[metric]
+        drops[divmod(block, REPEATS)] = improvement(metric, baseline, score)
+    mean, spread = drops.mean(axis=1), 2 * drops.std(axis=1, ddof=1) / np.sqrt(REPEATS)
+    found = [
+        {
+            "feature": str(name),
+            "importance": float(m),
+            "interval": [float(m - s), float(m + s)],
+        }
+        for name, m, s in zip(X.columns, mean, spread, strict=True)
+    ]
+    return sorted(found, key=lambda f: -f["importance"])
+
+
+def _score(estimator, y, outputs: np.ndarray) -> dict[str, float]:
+    if hasattr(estimator, "classes_"):
+        return score_probabilities(y, outputs, estimator.classes_)
+    return score_predictions(y, np.asarray(outputs).ravel())
+
+
+def plot_importances(features: list[dict], metric: str, title: str, path: Path) -> Path:
+    """The most important features as bars with their intervals."""
+    plt = pyplot()
+    shown = features[:SHOWN][::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1.5))
+    values = [f["importance"] for f in shown]
+    errors = [[f["importance"] - f["interval"][0] for f in shown]]
+    errors.append([f["interval"][1] - f["importance"] for f in shown])
+    axes.barh([f["feature"] for f in shown], values, xerr=errors, color="tab:blue")
+    axes.set(xlabel=f"drop in {metric} when shuffled", title=title)
+    return save(figure, path)
+
+
+def plot_pixel_map(features: list[dict], title: str, path: Path) -> Path | None:
+    """For image-shaped features (``pixel_ROW_COL``, as digits'), the importances as the
+    image they come from; None for other tables."""
+    cells = {tuple(map(int, m.groups())): f["importance"]
+             for f in features if (m := _PIXEL.match(f["feature"]))}  # fmt: skip
+    if not cells or len(cells) < len(features):
+        return None
+    plt = pyplot()
+    height, width = (max(c[i] for c in cells) + 1 for i in (0, 1))
+    image = np.zeros((height, width))
+    for (row, column), value in cells.items():
+        image[row, column] = value
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    shown = axes.imshow(image, cmap="viridis")
+    figure.colorbar(shown, ax=axes, label="importance")
+    axes.set(title=title, xticks=range(width), yticks=range(height))
+    return save(figure, path)
