@@ -401,20 +401,29 @@ def fit_candidates(
     return CandidateResults(best, estimators[best], scores, outcomes[best][1], {}, reused)
 
 
-@step(name="bound metrics")
-def bound_metrics(
-    settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
+@step(name="weigh evidence")
+def weigh_evidence(
+    settings: Settings,
+    run_id: str,
+    candidates: CandidateResults,
+    splits: Splits,
+    inputs: ModelInputs,
 ) -> CandidateResults:
     """The chosen candidate's 95% bootstrap interval of each test metric, on the run as
-    `<metric>_low` / `<metric>_high`."""
-    score = evidence.scorer(
-        splits.y_test, candidates.outputs, getattr(candidates.estimator, "classes_", None)
-    )
+    `<metric>_low` / `<metric>_high`; and its metrics per slice of the test rows (each value
+    of a categorical feature, each class), on the run as slices.json."""
+    classes = getattr(candidates.estimator, "classes_", None)
+    score = evidence.scorer(splits.y_test, candidates.outputs, classes)
     intervals = evidence.metric_intervals(score, len(splits.y_test), settings.seed)
+    found = registration.sliced_rows(splits, inputs)
+    sliced = evidence.slice_scores(
+        found, evidence.slice_metrics(splits.y_test, candidates.outputs, classes)
+    )
+    tracking.log_json(settings, run_id, sliced, "evaluation/slices.json")
     bounds = {f"{metric}_{side}": value for metric, (low, high) in intervals.items()
               for side, value in (("low", low), ("high", high))}  # fmt: skip
     tracking.log_metrics(settings, run_id, bounds)
-    return replace(candidates, intervals=intervals)
+    return replace(candidates, intervals=intervals, slices=sliced)
 
 
 @step(name="explain predictions")

@@ -13,7 +13,6 @@ from prefect import flow
 from flows.approval import approval_gate
 from flows.runs import FLOW_RUN_TAG
 from flows.steps import (
-    bound_metrics,
     check_drift,
     check_storage,
     decide_promotion,
@@ -32,6 +31,7 @@ from flows.steps import (
     split_data,
     train_candidates,
     validate_data,
+    weigh_evidence,
 )
 from tasks import jobs, registry, tracking
 from tasks.outcomes import Lineage, TrainingResult
@@ -119,12 +119,12 @@ def training_flow(
         candidates = train_candidates(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
-        candidates = bound_metrics(settings, run_id, candidates, splits)
+        candidates = weigh_evidence(settings, run_id, candidates, splits, inputs)
         metric = settings.promotion_policy(inputs.task).metric
         candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
         plots = plot_evaluation(settings, run_id, candidates, splits) + explained
         champion = score_champion(settings, model_name, splits, inputs)
-        decision = decide_promotion(settings, candidates, champion, splits.y_test)
+        decision = decide_promotion(settings, candidates, champion, splits, inputs)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(
             model_name, run_id, str(flow_run.id), data_uri, target, snapshot, report,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from tasks.promotion import improvement
 
@@ -146,3 +147,62 @@ def compare(
         far = np.mean(paired <= 0) if difference > 0 else np.mean(paired >= 0)
         p_value = 1.0 if difference == 0 else min(1.0, 2 * float(far))
     return Comparison(metric, test, float(difference), interval, float(p_value))
+
+
+MISSING = "<missing>"
+
+
+def slices(X, y, categorical: tuple[str, ...], classification: bool) -> list[dict]:
+    """The test rows by the value of each categorical feature, and by the label's class (for a
+    classifier): feature, value and the rows' positions, in the order they are listed."""
+    found = []
+    named = [(name, X[name]) for name in categorical]
+    if classification:
+        named.append((f"{getattr(y, 'name', None) or 'label'} (label)", pd.Series(np.asarray(y))))
+    for feature, values in named:
+        text = values.astype("string").fillna(MISSING).to_numpy()
+        for value in sorted(set(text)):
+            found.append(
+                {"feature": feature, "value": value, "rows": np.flatnonzero(text == value)}
+            )
+    return found
+
+
+def slice_metrics(y, outputs: np.ndarray, classes) -> Callable[[np.ndarray], dict[str, float]]:
+    """The metrics that mean something on a slice of rows (one class alone has no ROC AUC):
+    accuracy of a classifier; RMSE and MAE of a regressor."""
+    y, outputs = np.asarray(y), np.asarray(outputs)
+    if classes is None:
+        return lambda rows: {
+            "test_rmse": float(np.sqrt(np.mean((y[rows] - outputs[rows]) ** 2))),
+            "test_mae": float(np.mean(np.abs(y[rows] - outputs[rows]))),
+        }
+    predicted = np.asarray(classes)[outputs.argmax(axis=1)]
+    return lambda rows: {"test_accuracy": float(np.mean(predicted[rows] == y[rows]))}
+
+
+def slice_scores(found: list[dict], score: Callable[[np.ndarray], dict[str, float]]) -> list[dict]:
+    """Each slice's row count and metrics, as `--json` and the card show them."""
+    return [
+        {"feature": s["feature"], "value": s["value"], "rows": len(s["rows"]), **score(s["rows"])}
+        for s in found
+    ]
+
+
+def regressed_slice(
+    challenger: list[dict], champion: list[dict], metric: str, min_rows: int, tolerance: float
+) -> str | None:
+    """Why the first slice of at least ``min_rows`` rows on which the challenger is worse than
+    the champion by more than ``tolerance`` (a share of the champion's, for an error) blocks
+    a promotion; None when none is."""
+    for new, old in zip(challenger, champion, strict=True):
+        if new["rows"] < min_rows or metric not in new:
+            continue
+        drop = -improvement(metric, new[metric], old[metric])
+        if drop > tolerance:
+            return (
+                f"slice {new['feature']} = {new['value']} ({new['rows']} rows): {metric} "
+                f"{new[metric]:.4f} vs champion {old[metric]:.4f}, worse by more than the "
+                f"slice tolerance {tolerance:g}"
+            )
+    return None

@@ -75,6 +75,10 @@ def render(
             or "not run (`mlops train --cv` runs it)"
         ),
         "",
+        "## Slices of the test rows",
+        "",
+        *_slices(candidates.slices),
+        "",
         "## What drives the predictions",
         "",
         *_explanation(candidates.explanation),
@@ -118,4 +122,20 @@ def _explanation(explanation: dict) -> list[str]:
         lines.append(
             f"| {feature['feature']} | {feature['importance']:.4f} | {low:.4f} to {high:.4f} |"
         )
+    return lines
+
+
+def _slices(slices: list[dict]) -> list[str]:
+    """Metrics per value of each categorical feature and per class, with their row counts."""
+    if not slices:
+        return ["No categorical features or classes to slice by."]
+    metrics = [k for k in slices[0] if k not in ("feature", "value", "rows")]
+    lines = ["| feature | value | rows | " + " | ".join(metrics) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(metrics))
+    lines += [
+        f"| {s['feature']} | {s['value']} | {s['rows']} | "
+        + " | ".join(f"{s[m]:.4f}" for m in metrics)
+        + " |"
+        for s in slices
+    ]
     return lines

@@ -29,6 +29,7 @@ class CandidateResults:
     reused: list[str]
     intervals: dict[str, list[float]] = field(default_factory=dict)  # metric -> 95% [low, high]
     explanation: dict[str, Any] = field(default_factory=dict)  # method, metric, features
+    slices: list[dict[str, Any]] = field(default_factory=list)  # feature, value, rows, metrics
 
     @property
     def chosen_scores(self) -> dict[str, float]:
@@ -95,6 +96,7 @@ class TrainingResult:
     metric_intervals: dict[str, list[float]] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None  # rule, test, difference, its interval, p_value
     explanation: dict[str, Any] = field(default_factory=dict)
+    slices: list[dict[str, Any]] = field(default_factory=list)
     features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
 
     @classmethod
@@ -129,6 +131,7 @@ class TrainingResult:
             metric_intervals=candidates.intervals,
             promotion=decision.evidence(),
             explanation=candidates.explanation,
+            slices=candidates.slices,
             features=lineage.inputs.types.to_dict(),
         )
 

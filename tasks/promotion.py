@@ -190,6 +190,13 @@ def decide(
     return outcome(True, f"{shown}; guards within tolerance")
 
 
+def blocked(decision: PromotionDecision, why: str) -> PromotionDecision:
+    """A decision to promote turned down by a later check (a slice that regressed)."""
+    if not decision.promote:
+        return decision
+    return replace(decision, promote=False, alias="challenger", reason=why)
+
+
 def review(
     decision: PromotionDecision, approved: bool, reviewer: str, comment: str
 ) -> PromotionDecision:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tasks import evaluation, evidence, faults, model_card, packaging, promotion, registry, tracking
 from tasks.errors import first_line
-from tasks.features import Task
+from tasks.features import ModelInputs, Task
 from tasks.outcomes import CandidateResults, Lineage
 from tasks.preprocessing import categories
 from tasks.settings import Settings
@@ -95,14 +95,26 @@ def _task(candidates: CandidateResults) -> Task:
     return "classification" if hasattr(candidates.estimator, "classes_") else "regression"
 
 
+def sliced_rows(splits: Splits, inputs: ModelInputs) -> list[dict]:
+    """The test rows by each categorical feature's values and by class (a classifier)."""
+    return evidence.slices(
+        splits.X_test, splits.y_test, inputs.types.categorical, inputs.task == "classification"
+    )
+
+
 def decide(
-    settings: Settings, candidates: CandidateResults, champion: ChampionScores, y_test
+    settings: Settings,
+    candidates: CandidateResults,
+    champion: ChampionScores,
+    splits: Splits,
+    inputs: ModelInputs,
 ) -> promotion.PromotionDecision:
     """The settings' promotion policy for the task applied to the challenger and the champion,
-    with their paired comparison on the test rows."""
-    policy = settings.promotion_policy(_task(candidates))
-    comparison = compare_with_champion(settings, candidates, champion, y_test)
-    return promotion.decide(
+    with their paired comparison on the test rows; a promotion is turned down when a slice
+    of enough rows regressed past the slice tolerance (named in the reason)."""
+    policy = settings.promotion_policy(inputs.task)
+    comparison = compare_with_champion(settings, candidates, champion, splits.y_test)
+    decision = promotion.decide(
         policy,
         candidates.chosen_scores,
         champion.scores,
@@ -110,6 +122,18 @@ def decide(
         champion.error,
         comparison.as_dict() if comparison else None,
     )
+    if champion.outputs is None or not candidates.slices:
+        return decision
+    labels = as_labels(splits.y_test) if champion.classes is not None else splits.y_test
+    previous = evidence.slice_scores(
+        sliced_rows(splits, inputs),
+        evidence.slice_metrics(labels, champion.outputs, champion.classes),
+    )
+    metric = policy.metric if policy.metric in candidates.slices[0] else "test_accuracy"
+    why = evidence.regressed_slice(
+        candidates.slices, previous, metric, settings.slice_min_rows, settings.slice_tolerance
+    )
+    return promotion.blocked(decision, why) if why else decision
 
 
 def register_and_promote(

@@ -114,6 +114,15 @@ class Settings(BaseSettings):
     guard_tolerance: float = Field(
         default=0.01, ge=0, description="Most a guard may worsen; of an error, a share of it."
     )
+    slice_min_rows: int = Field(
+        default=50, ge=1, description="Rows a slice needs before the slice guard judges it."
+    )
+    slice_tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        description="Most a slice (a categorical value, a class) may worsen against the "
+        "champion on the same rows; of an error, a share of it.",
+    )
     promotion_test: Literal["point", "non_inferior", "superior"] = Field(
         default="point",
         description="point: the scores decide; non_inferior: promote unless significantly "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tasks import evidence
@@ -95,3 +96,28 @@ def test_the_superior_test_keeps_a_noise_level_challenger_out():
     clearly = {**worse, "difference_interval": [-0.04, -0.01]}
     refused = decide(lenient, {**scores, "test_accuracy": 0.92}, champion, "1", None, clearly)
     assert not refused.promote and refused.reason.startswith("significantly worse")
+
+
+def test_a_slice_that_regressed_blocks_promotion_and_is_named():
+    X = pd.DataFrame({"region": ["north"] * 60 + ["south"] * 60 + [None] * 10})
+    y = np.array([0, 1] * 65)
+    found = evidence.slices(X, pd.Series(y, name="churn"), ("region",), classification=True)
+    assert [(s["feature"], s["value"], len(s["rows"])) for s in found] == [
+        ("region", "<missing>", 10),
+        ("region", "north", 60),
+        ("region", "south", 60),
+        ("churn (label)", "0", 65),
+        ("churn (label)", "1", 65),
+    ]
+    truth = np.eye(2)[y]
+    champion = evidence.slice_scores(found, evidence.slice_metrics(y, truth, [0, 1]))
+    worse = truth.copy()
+    worse[60:80] = worse[60:80, ::-1]  # wrong on 20 of the south rows
+    challenger = evidence.slice_scores(found, evidence.slice_metrics(y, worse, [0, 1]))
+    why = evidence.regressed_slice(challenger, champion, "test_accuracy", 50, 0.1)
+    assert why.startswith("slice region = south (60 rows): test_accuracy 0.6667 vs champion 1")
+    # Too few rows in the south to judge: the classes (65 rows each) still show the loss.
+    assert evidence.regressed_slice(challenger, champion, "test_accuracy", 61, 0.1).startswith(
+        "slice churn (label) = 0"
+    )
+    assert evidence.regressed_slice(challenger, champion, "test_accuracy", 66, 0.1) is None
