@@ -146,7 +146,12 @@ class TrainingResult:
         champion_version: str | None,
     ) -> TrainingResult:
         """An identical job (same data, parameters and code) already registered ``version``
-        (an MLflow ModelVersion): nothing was trained."""
+        (an MLflow ModelVersion): nothing was trained. ``metrics`` are its run's, intervals
+        (``<metric>_low`` / ``_high``) included."""
+        bounds = {
+            k for k in metrics if k.endswith(("_low", "_high")) and k.rsplit("_", 1)[0] in metrics
+        }
+        point = {k: v for k, v in metrics.items() if k not in bounds}
         return cls(
             model=model,
             version=str(version.version),
@@ -159,10 +164,15 @@ class TrainingResult:
                 f"v{version.version}: nothing trained; --force retrains"
             ),
             champion_version=champion_version,
-            metrics=metrics,
+            metrics=point,
             data_sha256=data_sha256,
             drift=drift.to_dict(),
             skipped=True,
+            metric_intervals={
+                k: [metrics[f"{k}_low"], metrics[f"{k}_high"]]
+                for k in point
+                if f"{k}_low" in metrics
+            },
             task=version.tags.get("task", "classification"),
         )
 
