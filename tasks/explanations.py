@@ -37,9 +37,10 @@ def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int
     leans on it) and a rough 95% interval (mean +/- two standard errors), most important
     first."""
     rows = sampled_rows(len(X), EXPLAINED_ROWS, seed)
+    y = np.asarray(y)
     if rows is not None:
-        X, y = X.iloc[rows], pd.Series(np.asarray(y)[rows])
-    X, y = X.reset_index(drop=True), pd.Series(np.asarray(y))
+        X, y = X.iloc[rows], y[rows]
+    X, y = X.reset_index(drop=True), pd.Series(y)
     baseline = test_scores(estimator, X, y)[0][metric]
     rng = np.random.default_rng(seed)
     shuffled = []

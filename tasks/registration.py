@@ -62,13 +62,16 @@ def as_labels(y) -> np.ndarray:
 
 
 def compare_with_champion(
-    settings: Settings, candidates: CandidateResults, champion: ChampionScores, y_test
+    settings: Settings,
+    metric: str,
+    candidates: CandidateResults,
+    champion: ChampionScores,
+    y_test,
 ) -> evidence.Comparison | None:
     """The challenger against the champion on the same test rows, by the policy's metric
     (None without a champion scored on them)."""
     if champion.outputs is None:
         return None
-    metric = settings.promotion_policy(_task(candidates)).metric
     y = np.asarray(y_test)
     challenger = evidence.scorer(
         y, candidates.outputs, getattr(candidates.estimator, "classes_", None)
@@ -91,10 +94,6 @@ def compare_with_champion(
     return evidence.compare(metric, challenger, previous, len(y), settings.seed, correct=correct)
 
 
-def _task(candidates: CandidateResults) -> Task:
-    return "classification" if hasattr(candidates.estimator, "classes_") else "regression"
-
-
 def sliced_rows(splits: Splits, inputs: ModelInputs) -> list[dict]:
     """The test rows by each categorical feature's values and by class (a classifier)."""
     return evidence.slices(
@@ -113,7 +112,7 @@ def decide(
     with their paired comparison on the test rows; a promotion is turned down when a slice
     of enough rows regressed past the slice tolerance (named in the reason)."""
     policy = settings.promotion_policy(inputs.task)
-    comparison = compare_with_champion(settings, candidates, champion, splits.y_test)
+    comparison = compare_with_champion(settings, policy.metric, candidates, champion, splits.y_test)
     decision = promotion.decide(
         policy,
         candidates.chosen_scores,
