@@ -378,7 +378,8 @@ def fit_candidates(
     process could leave).
     """
     fit = persisted(fit_candidate, stored, force)
-    network, *baselines = training.candidates(inputs.task)
+    rows = min(len(splits.y_train), settings.baseline_rows)
+    network, *baselines = training.candidates(inputs.task, rows)
     fitted, scored, after = {}, {}, []
     for family in baselines:
         fitted[family] = fit.submit(

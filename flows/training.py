@@ -75,7 +75,7 @@ def training_flow(
         approval_timeout_seconds: An unanswered approval request expires and does not promote.
         sweep: Search hyper-parameters (grid, or random draws from it) over every family, each
             candidate x fold a parallel task (on MLOPS_DASK_ADDRESS when set); none: the
-            three default candidates.
+            default candidates.
         cv: Also cross-validate the chosen candidate (MLOPS_CV_FOLDS folds: that many more
             fits) and report the mean and spread; a sweep always cross-validates.
     """

@@ -24,6 +24,7 @@ SPACE: dict[str, dict[str, list[Any]]] = {
     KERAS_FAMILY: {"hidden_units": [64, 128], "learning_rate": [1e-3, 3e-3]},
     "gradient_boosting": {"learning_rate": [0.1, 0.3], "max_leaf_nodes": [15, 31]},
     "logistic_regression": {"logisticregression__C": [0.1, 1.0, 10.0]},
+    "svm": {"calibratedclassifiercv__estimator__C": [1.0, 10.0]},
 }
 
 

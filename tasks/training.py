@@ -8,7 +8,7 @@ from pathlib import Path
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from tasks.baselines import BASELINES, build_baseline
+from tasks.baselines import BASELINES, SVM_MOST_ROWS, build_baseline
 from tasks.features import FeatureTypes, Task
 from tasks.network import KerasMLPClassifier, KerasMLPRegressor
 from tasks.preprocessing import one_hot_encoder
@@ -17,9 +17,11 @@ from tasks.splits import sampled_rows
 KERAS_FAMILY = "keras_mlp"
 
 
-def candidates(task: Task = "classification") -> tuple[str, ...]:
-    """The families a job of the task fits, the network first (it wins a tie)."""
-    return (KERAS_FAMILY, *BASELINES[task])
+def candidates(task: Task = "classification", rows: int = 0) -> tuple[str, ...]:
+    """The families a job of the task fits on ``rows`` training rows, the network first (it
+    wins a tie); the kernel SVM only up to SVM_MOST_ROWS rows."""
+    baselines = (f for f in BASELINES[task] if f != "svm" or rows <= SVM_MOST_ROWS)
+    return (KERAS_FAMILY, *baselines)
 
 
 def build_candidate(

@@ -126,7 +126,7 @@ def test_scores_come_with_intervals_and_the_champion_comparison_with_a_p_value(t
 def test_champion_reaches_the_accuracy_bar(trained, client):
     champion = client.get_model_version_by_alias("digits", "champion")
     metrics = client.get_run(champion.run_id).data.metrics
-    assert metrics["test_accuracy"] >= 0.97
+    assert metrics["test_accuracy"] >= 0.98  # as a well-tuned SVM reads digits
     for name in ("test_f1_macro", "test_precision_macro", "test_recall_macro", "test_roc_auc_ovr"):
         assert 0.9 < metrics[name] <= 1.0
     # Cross-validation is asked for (--cv): the default job fits each candidate once.
@@ -176,7 +176,7 @@ def test_run_holds_snapshot_metrics_per_epoch_plots_and_card(trained, client, tm
     assert frame_sha256(pd.read_parquet(snapshot)) == trained["first"]["data_sha256"]
     curve = client.get_metric_history(run_id, "keras_mlp.val_loss")
     assert len(curve) > 5 and [m.step for m in curve[:3]] == [1, 2, 3]
-    for family in ("keras_mlp", "logistic_regression", "gradient_boosting"):
+    for family in ("keras_mlp", "logistic_regression", "svm", "gradient_boosting"):
         assert f"{family}.test_accuracy" in run.data.metrics
     local = Path(client.download_artifacts(run_id, "", str(tmp_path)))
     assert (local / "plots" / "confusion_matrix.png").stat().st_size > 5000
@@ -283,7 +283,7 @@ def test_models_listing_shows_both_versions_with_aliases_and_metrics(trained):
     assert [row["version"] for row in rows[:2]] == ["1", "2"]
     assert sum("champion" in row["aliases"] for row in rows) == 1
     assert all(row["metrics"]["test_accuracy"] > 0.9 for row in rows)
-    assert rows[0]["family"] in ("keras_mlp", "logistic_regression", "gradient_boosting")
+    assert rows[0]["family"] in ("keras_mlp", "logistic_regression", "svm", "gradient_boosting")
 
 
 def test_drift_is_checked_against_the_champion_and_recorded(trained, client, tmp_path):
@@ -339,7 +339,7 @@ def test_sweep_searches_every_family_as_nested_runs_and_registers_the_best(train
         [experiment], filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'"
     )
     families = {run.data.tags["mlops.sweep.family"] for run in nested}
-    assert families == {"keras_mlp", "logistic_regression", "gradient_boosting"}
+    assert families == {"keras_mlp", "logistic_regression", "svm", "gradient_boosting"}
     best = [run for run in nested if run.data.tags["mlops.sweep.best"] == "true"]
     assert len(best) == 1 and best[0].data.tags["mlops.sweep.family"] == result["family"]
     assert 0.8 < result["cross_validation"]["cv_accuracy_mean"] <= 1.0

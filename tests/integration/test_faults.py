@@ -104,7 +104,7 @@ def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(home, pref
     status, result, stderr = train(env)
     assert status == 0, stderr[-2000:]
     assert result["version"] == "1" and not result["skipped"]
-    assert result["reused"] == ["gradient_boosting", "keras_mlp", "logistic_regression"]
+    assert result["reused"] == ["gradient_boosting", "keras_mlp", "logistic_regression", "svm"]
     assert assert_consistent(tracking_uri) == {"1": "champion"}
     # The killed run does not stay RUNNING: in MLflow and in Prefect it ended, saying why.
     client = MlflowClient(tracking_uri)
@@ -308,6 +308,6 @@ def test_a_tampered_result_is_never_loaded_and_its_step_recomputes(home, prefect
     status, result, stderr = train(env)
     assert status == 0, stderr[-2000:]
     assert not marker.exists()  # the planted code never ran
-    assert result["reused"] == ["logistic_regression"]  # the two forged ones were refitted
+    assert result["reused"] == ["logistic_regression", "svm"]  # the forged ones were refitted
     assert stderr.count("failed its signature: recomputed") >= 2
     assert assert_consistent(f"sqlite:///{home / 'mlflow.db'}") == {"1": "champion"}

@@ -6,18 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tasks.baselines import SVM_MOST_ROWS
 from tasks.features import FeatureTypes
 from tasks.training import build_candidate, candidates, fit_candidate
 
 
 def test_every_candidate_family_builds(tmp_path):
-    assert candidates() == ("keras_mlp", "logistic_regression", "gradient_boosting")
+    small, large = candidates(rows=1_000), candidates(rows=SVM_MOST_ROWS + 1)
+    assert small == ("keras_mlp", "logistic_regression", "svm", "gradient_boosting")
+    assert large == ("keras_mlp", "logistic_regression", "gradient_boosting")  # no kernel SVM
     assert candidates("regression") == ("keras_mlp", "ridge", "gradient_boosting")
     network = build_candidate("keras_mlp", epochs=7, seed=3, checkpoint_dir=tmp_path)
     assert (network.epochs, network.checkpoint_dir) == (7, tmp_path)
     assert build_candidate("gradient_boosting", epochs=7, seed=3).random_state == 3
-    with pytest.raises(ValueError, match="choose one of logistic_regression, gradient_boosting"):
-        build_candidate("svm", epochs=7, seed=3)
+    with pytest.raises(ValueError, match="choose one of logistic_regression, svm, gradient_b"):
+        build_candidate("random_forest", epochs=7, seed=3)
     with pytest.raises(ValueError, match="choose one of ridge, gradient_boosting"):
         build_candidate("logistic_regression", epochs=7, seed=3, task="regression")
 
@@ -42,3 +45,16 @@ def test_baselines_fit_on_a_bounded_seeded_sample_of_the_training_rows(digits):
     np.testing.assert_array_equal(scaler.mean_, fitted[1].named_steps["standardscaler"].mean_)
     whole = fit_candidate(build_candidate("logistic_regression", 1, 0), X, y, X, y, None)
     assert whole.named_steps["standardscaler"].n_samples_seen_ == len(X)
+
+
+def test_the_kernel_svm_reads_digits_as_a_practitioner_s_does(digits):
+    from sklearn.metrics import accuracy_score
+
+    from tasks.splits import split_frame
+
+    splits = split_frame(digits, "target", 0.2, 0.2, seed=42)
+    svm = build_candidate("svm", 1, 0).fit(splits.X_train, splits.y_train)
+    assert accuracy_score(splits.y_test, svm.predict(splits.X_test)) >= 0.98
+    assert svm.predict_proba(splits.X_test).shape == (len(splits.y_test), 10)
+    types = FeatureTypes(("weight (kg)",), ("colour",))
+    assert type(build_candidate("svm", 1, 0, types=types)[0]).__name__ == "ColumnTransformer"
