@@ -355,10 +355,19 @@ def predict(
     if result["unseen_categories"]:
         shown = ", ".join(f"{k}: {v} rows" for k, v in result["unseen_categories"].items())
         typer.echo(f"Categories never seen in training (unknown bucket): {shown}")
+    typer.echo(result["drift_summary"])
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    automations: Annotated[
+        bool,
+        typer.Option(
+            help="Also create (or update) the automations: retrain on drift "
+            "(MLOPS_RETRAIN_COOLDOWN), notify MLOPS_NOTIFY_URL of failed runs."
+        ),
+    ] = True,
+) -> None:
     """Publish retrain (on MLOPS_RETRAIN_CRON), promote, rollback and predict, and run them."""
     settings = _prepare()
     _prefect_api(settings)
@@ -367,7 +376,7 @@ def serve() -> None:
     api = settings.resolved_prefect_api_url
     typer.echo(f"Serving to the Prefect API at {api}; Ctrl-C stops.", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Prefect usually handles Ctrl-C itself
-        _run(serve_deployments, settings)
+        _run(serve_deployments, settings, automations)
     typer.echo("Stopped serving.", err=True)
 
 

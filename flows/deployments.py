@@ -1,4 +1,5 @@
-"""What `mlops serve` publishes: the four deployments, the retrain schedule, their parameters."""
+"""What `mlops serve` publishes: the four deployments, the retrain schedule, their parameters,
+and the automations (retraining on drift, notifying failed runs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.inference import predict_flow
 from flows.promotion import promote_flow, rollback_flow
 from flows.training import training_flow
+from tasks import events
 from tasks.settings import Settings
 
 TAGS = ["mlops"]
@@ -32,8 +34,13 @@ def build_deployments(settings: Settings) -> list:
     ]
 
 
-def serve_deployments(settings: Settings) -> None:
-    """Publish the deployments and run their flow runs here until interrupted."""
+def serve_deployments(settings: Settings, automations: bool = True) -> None:
+    """Publish the deployments (and with ``automations`` the automations, which need the
+    retrain deployment's id) and run their flow runs here until interrupted."""
     from prefect import serve
 
-    serve(*build_deployments(settings), print_starting_message=True)
+    deployments = build_deployments(settings)
+    if automations:
+        retrain = next(d for d in deployments if d.name == "retrain")
+        events.publish_automations(settings, retrain.apply())
+    serve(*deployments, print_starting_message=True)

@@ -1,4 +1,5 @@
-"""Batch inference: a registered model scores a checked batch; predictions are written out."""
+"""Batch inference: a registered model scores a checked batch; predictions are written out;
+the batch and its predictions are checked for drift from the model's own data (monitoring)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.runners import task_runner
-from tasks import data, packaging, registry, store, validation
+from flows.runs import FLOW_RUN_TAG, publish_report
+from tasks import data, drift, events, monitoring, packaging, registry, store, tracking, validation
+from tasks.monitoring import BatchCheck, BatchTally, Reference
 from tasks.packaging import PredictionSummary
 from tasks.settings import Settings, load_settings
 
@@ -33,23 +36,38 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
     version = registry.alias_holder(settings, name, alias)
     if version is None:
         raise store.RegistryError(f"{name} has no version with alias {alias!r}")
-    tags = registry.ready_version(settings, name, version).tags
+    ready = registry.ready_version(settings, name, version)
     return {
         "name": name,
         "alias": alias,
         "version": version,
-        "suite": tags.get("validation_suite", name),
-        "target": tags.get("target", "target"),
+        "suite": ready.tags.get("validation_suite", name),
+        "target": ready.tags.get("target", "target"),
+        "data_uri": tracking.run_params(settings, ready.run_id).get("data_uri", ""),
     }
+
+
+@step(name="read reference")
+def read_reference(settings: Settings, model: dict[str, str]) -> Reference:
+    """What batches of this version are compared with: its training profile and the profile
+    of its predictions on its own test rows."""
+    name, version = model["name"], model["version"]
+    return Reference(
+        name,
+        version,
+        registry.read_version_json(settings, name, version, drift.PROFILE_FILE),
+        registry.read_version_json(settings, name, version, monitoring.PREDICTIONS_FILE),
+    )
 
 
 @step(name="score partition", task_run_name="score rows {start}+")
 def score_partition(
-    settings: Settings, frame: pd.DataFrame, model: dict[str, str], start: int
-) -> tuple[pd.DataFrame, dict[str, int]]:
+    settings: Settings, frame: pd.DataFrame, model: dict[str, str], start: int, reference: Reference
+) -> tuple[pd.DataFrame, dict[str, int], BatchTally]:
     """Check one partition against the model's suite, then predict it; rows are numbered
     from `start`, their place in the whole input. Also the rows per categorical feature
-    holding a value the model never saw in training (predicted from its unknown bucket)."""
+    holding a value the model never saw in training (predicted from its unknown bucket), and
+    the partition's drift tally against the reference (bounded, whatever its rows)."""
     suite = validation.resolve_suite(model["suite"], settings.suites_dir)
     features = frame.drop(columns=[model["target"]], errors="ignore")  # allowed, not required
     report = validation.validate_frame(
@@ -60,13 +78,17 @@ def score_partition(
         raise validation.DataValidationError(report)
     loaded = packaging.load_version(settings, model["name"], model["version"])
     predictions = loaded.predict(packaging.conform(loaded, features))
+    counted = monitoring.tally_partition(reference, frame, predictions, settings.seed, start)
     predictions.insert(0, "row_id", range(start, start + len(frame)))
-    return predictions, packaging.unseen_categories(loaded, features)
+    return predictions, packaging.unseen_categories(loaded, features), counted
 
 
 def scored(
-    settings: Settings, partitions: Iterator[pd.DataFrame], model: dict[str, str]
-) -> Iterator[pd.DataFrame]:
+    settings: Settings,
+    partitions: Iterator[pd.DataFrame],
+    model: dict[str, str],
+    reference: Reference,
+) -> Iterator[tuple[pd.DataFrame, dict[str, int], BatchTally]]:
     """The predictions of each partition, in input order. With MLOPS_DASK_ADDRESS they are
     scored on the cluster, a few partitions in flight at once; here, one after another."""
     in_flight = _DASK_IN_FLIGHT if settings.dask_address else 1
@@ -74,13 +96,64 @@ def scored(
         pending: deque = deque()
         start = 0
         for frame in partitions:
-            parameters = {"settings": settings, "frame": frame, "model": model, "start": start}
+            parameters = {
+                "settings": settings,
+                "frame": frame,
+                "model": model,
+                "start": start,
+                "reference": reference,
+            }
             pending.append(runner.submit(score_partition, parameters))
             start += len(frame)
             if len(pending) >= in_flight:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+@step(name="check drift")
+def check_drift(
+    settings: Settings, reference: Reference, counted: BatchTally, rows: int
+) -> BatchCheck:
+    """The batch against the version's training profile, its predictions against the ones
+    the version made on its test rows."""
+    return monitoring.check_batch(
+        reference, counted, rows, settings.drift_psi_threshold, settings.drift_alpha
+    )
+
+
+@step(name="record monitoring")
+def record_monitoring(settings: Settings, check: BatchCheck, data_uri: str) -> str:
+    """The check as a report on an MLflow run of the prediction and on the flow run, and as
+    the version's tags of its last check; the run's id."""
+    from datetime import UTC, datetime
+
+    from prefect.runtime import flow_run
+
+    model, version = check.reference.model, check.reference.version
+    last_check = check.tags(datetime.now(UTC).isoformat(timespec="seconds"))
+    tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": settings.redact(data_uri)}
+    with tracking.tracking_run(
+        settings, f"{model}-predictions", f"predict-{model}", tags
+    ) as run_id:
+        tracking.log_params(settings, run_id, {"model_version": version, "rows": check.rows})
+        tracking.set_run_tags(settings, run_id, last_check)
+        result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
+        publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
+    registry.set_version_tags(settings, model, version, last_check)
+    return run_id
+
+
+@step(name="announce drift")
+def announce_drift(settings: Settings, check: BatchCheck, model: dict[str, str], data_uri: str):
+    """On drift, the `mlops.drift.detected` event (its automation retrains the model)."""
+    from prefect.runtime import flow_run
+
+    training_data = settings.training_data_uri or model["data_uri"]
+    details = {"data_uri": data_uri, "training_data_uri": training_data, "target": model["target"]}
+    events.announce_drift(
+        check, {k: settings.redact(v) for k, v in details.items()}, str(flow_run.id)
+    )
 
 
 @flow(name="predict")
@@ -107,13 +180,17 @@ def predict_flow(
     data.check_output_uri(output_uri, settings.allowed_output_roots())
     started = time.perf_counter()
     resolved = resolve_model(settings, model)
+    reference = read_reference(settings, resolved)
     partitions = data.iter_partitions(data_uri, settings.partition_rows)
-    summary, unseen = PredictionSummary(), Counter()
+    summary, unseen, counted = PredictionSummary(), Counter(), BatchTally()
     with data.table_writer(output_uri) as table:
-        for index, (predictions, new) in enumerate(scored(settings, partitions, resolved)):
+        for index, (predictions, new, part) in enumerate(
+            scored(settings, partitions, resolved, reference)
+        ):
             table.write(predictions)
             summary.add(predictions)
             unseen.update(new)
+            counted += part
             logger.info("Partition %d scored: %d rows so far", index + 1, table.rows)
     if unseen:
         logger.warning(
@@ -130,6 +207,9 @@ def predict_flow(
         table.rows / max(seconds, 1e-9),
         table.uri,
     )
+    check = check_drift(settings, reference, counted, table.rows)
+    monitoring_run = record_monitoring(settings, check, data_uri)
+    announce_drift(settings, check, resolved, data_uri)
     return {
         "model": resolved["name"],
         "version": resolved["version"],
@@ -139,4 +219,8 @@ def predict_flow(
         "seconds": round(seconds, 3),
         **summary.as_dict(),
         "unseen_categories": dict(unseen),
+        "drift": check.features.to_dict(),
+        "prediction_drift": check.prediction_drift(),
+        "drift_summary": check.summary(),
+        "monitoring_run_id": monitoring_run,
     }

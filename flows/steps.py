@@ -29,11 +29,13 @@ from tasks import (
     devices,
     drift,
     evaluation,
+    events,
     evidence,
     explanations,
     faults,
     features,
     jobs,
+    monitoring,
     preprocessing,
     registration,
     registry,
@@ -202,6 +204,19 @@ def profile_data(
     )
     tracking.log_json(settings, run_id, profile, drift.PROFILE_FILE)
     return profile
+
+
+@step(name="profile predictions")
+def profile_predictions(settings: Settings, run_id: str, candidates: CandidateResults) -> None:
+    """What the chosen candidate predicts on the test rows, which batch predictions of the
+    version are compared with (monitoring)."""
+    profile = monitoring.prediction_profile(
+        candidates.outputs,
+        getattr(candidates.estimator, "classes_", None),
+        settings.drift_sample_rows,
+        settings.seed,
+    )
+    tracking.log_json(settings, run_id, profile, monitoring.PREDICTIONS_FILE)
 
 
 @step(name="check drift")
@@ -510,3 +525,4 @@ def score_champion(
 # Steps that are a plain function of tasks/ as it is.
 decide_promotion = step(name="decide promotion")(registration.decide)
 register_and_promote = step(name="register and promote")(registration.register_and_promote)
+announce_decision = step(name="announce decision")(events.announce_decision)

@@ -13,6 +13,7 @@ from prefect import flow
 from flows.approval import approval_gate
 from flows.runs import FLOW_RUN_TAG
 from flows.steps import (
+    announce_decision,
     check_drift,
     check_storage,
     decide_promotion,
@@ -23,6 +24,7 @@ from flows.steps import (
     load_data,
     plot_evaluation,
     profile_data,
+    profile_predictions,
     read_features,
     register_and_promote,
     repair_registry,
@@ -120,6 +122,7 @@ def training_flow(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
         candidates = weigh_evidence(settings, run_id, candidates, splits, inputs)
+        profile_predictions(settings, run_id, candidates)
         metric = settings.promotion_policy(inputs.task).metric
         candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
         plots = plot_evaluation(settings, run_id, candidates, splits) + explained
@@ -135,5 +138,6 @@ def training_flow(
         )
         if version is None:  # an identical job registered while this one trained
             return find_identical_job(settings, run_id, model_name, job_key, snapshot).to_json()
+        announce_decision(model_name, version.version, decision)
     holder = registry.alias_holder(settings, model_name, registry.CHAMPION)
     return TrainingResult.trained(lineage, version.version, candidates, decision, holder).to_json()

@@ -101,7 +101,9 @@ class DriftReport:
         payload["drifted_features"] = [f.feature for f in self.drifted]
         return payload
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, plots: bool = True) -> str:
+        """The verdict, a table of every feature's statistics and (``plots``) links to the
+        drifted features' plots."""
         lines = [f"# Drift report\n\n{self.summary()}\n"]
         if self.checked:
             lines += [
@@ -121,11 +123,11 @@ class DriftReport:
             if self.excluded:
                 left = "; ".join(f"{_escape(c)}: {why}" for c, why in self.excluded.items())
                 lines += ["", f"Not profiled (not features): {left}."]
-            plots = (
-                f"![{_escape(f.feature)}](plots/{plot_filename(f.feature)})"
-                for f in self.drifted[:PLOTTED]
-            )
-            lines += ["", *plots]
+            shown = self.drifted[:PLOTTED] if plots else []
+            lines += [
+                "",
+                *(f"![{_escape(f.feature)}](plots/{plot_filename(f.feature)})" for f in shown),
+            ]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -229,12 +231,12 @@ def _by_category(counts: pd.Series) -> pd.Series:
     return counts.groupby(counts.index.map(_category)).sum()
 
 
-def _category_table(spec: dict, column: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The categories of either side, with their counts in the profile and in the new data."""
+def _category_table(spec: dict, new: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The categories of either side, with their counts in the profile and in the new data
+    (``new``: counts by category text)."""
     reference = _by_category(
         pd.Series(spec["counts"], dtype="float64").drop(_OLD_NULL, errors="ignore")
     )
-    new = _category_counts(column)
     categories = sorted(set(reference.index) | set(new.index))
     before = reference.reindex(categories, fill_value=0).to_numpy(dtype="float64")
     after = new.reindex(categories, fill_value=0).to_numpy(dtype="float64")
@@ -249,12 +251,16 @@ def _edges(values: np.ndarray) -> list[float]:
 
 
 def _proportions(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """The share of values in each bin: below the first edge, between each two (an edge
-    belongs to the bin above it), from the last one up. Counted as values below each edge,
-    which is much cheaper than a bin index per value (searchsorted)."""
+    """The share of values in each bin (see _bin_counts)."""
+    return _bin_counts(values, edges) / max(values.size, 1)
+
+
+def _bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """The values in each bin: below the first edge, between each two (an edge belongs to the
+    bin above it), from the last one up. Counted as values below each edge, which is much
+    cheaper than a bin index per value (searchsorted)."""
     below = [np.count_nonzero(values < edge) for edge in edges]
-    counts = np.diff([0, *below, values.size])
-    return counts / max(values.size, 1)
+    return np.diff([0, *below, values.size])
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -262,6 +268,59 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     expected = np.clip(np.asarray(expected, dtype="float64"), _FLOOR, None)
     actual = np.clip(np.asarray(actual, dtype="float64"), _FLOOR, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+@dataclass(frozen=True)
+class ColumnTally:
+    """What a drift check needs of one column of new data, and all it keeps of it: its cells,
+    the missing ones, its present values' counts per profile bin (a number) or per category;
+    for a number also a uniform sample of up to _NEW_SAMPLE values (the KS test's), with the
+    random key each was drawn by. Tallies of parts add up to the tally of the whole."""
+
+    rows: int
+    missing: int
+    counts: pd.Series
+    sample: np.ndarray = field(default_factory=lambda: np.empty(0))
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def __add__(self, other: ColumnTally) -> ColumnTally:
+        sample, keys = _smallest_keys(
+            np.concatenate([self.sample, other.sample]), np.concatenate([self.keys, other.keys])
+        )
+        counts = self.counts.add(other.counts, fill_value=0)
+        return ColumnTally(
+            self.rows + other.rows, self.missing + other.missing, counts, sample, keys
+        )
+
+
+def _smallest_keys(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values of the _NEW_SAMPLE smallest keys: with keys drawn uniformly, a uniform sample
+    without replacement, whether drawn from the whole or from samples of its parts (bottom-k)."""
+    if keys.size <= _NEW_SAMPLE:
+        return values, keys
+    kept = np.argpartition(keys, _NEW_SAMPLE)[:_NEW_SAMPLE]
+    return values[kept], keys[kept]
+
+
+def tally(profile: dict, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, ColumnTally]:
+    """Each profiled column of the frame, tallied against the profile's bins; columns absent
+    from the frame are left out (the suite answers for schema changes)."""
+    keys = rng.random(len(frame))
+    tallies = {}
+    for name, spec in profile["columns"].items():
+        if name not in frame.columns:
+            continue
+        if spec["kind"] == NUMERIC:
+            numbers = _numbers(frame[name]).to_numpy()
+            present = ~np.isnan(numbers)
+            values = numbers[present]
+            counts = pd.Series(_bin_counts(values, spec["edges"]), dtype="float64")
+            sample, drawn = _smallest_keys(values, keys[present])
+            tallies[name] = ColumnTally(len(frame), int((~present).sum()), counts, sample, drawn)
+        else:
+            missing = int(frame[name].isna().sum())
+            tallies[name] = ColumnTally(len(frame), missing, _category_counts(frame[name]))
+    return tallies
 
 
 def compare(
@@ -273,20 +332,31 @@ def compare(
     seed: int,
 ) -> DriftReport:
     """Each profiled column of the new frame against the profile: its present values, and its
-    share of missing cells. Columns absent from either are skipped (the suite answers for
-    schema changes); a column with no values on one side has no values to test."""
-    rng = np.random.default_rng(seed)
+    share of missing cells (see judge)."""
+    tallies = tally(profile, frame, np.random.default_rng(seed))
+    return judge(profile, tallies, reference, psi_threshold, alpha)
+
+
+def judge(
+    profile: dict,
+    tallies: dict[str, ColumnTally],
+    reference: str,
+    psi_threshold: float,
+    alpha: float,
+) -> DriftReport:
+    """The tallied columns of new data against the profile. A feature drifts when its PSI and
+    its two-sample test agree, or when its share of missing cells moved; a column with no
+    values on one side has no values to test."""
     features = []
     for name, spec in profile["columns"].items():
-        if name not in frame.columns:
+        if name not in tallies:
             continue
+        counted = tallies[name]
         if spec["kind"] == NUMERIC:
-            values = _numbers(frame[name])
-            test, index, statistic, p_value = _numeric_drift(spec, values.dropna().to_numpy(), rng)
+            test, index, statistic, p_value = _numeric_drift(spec, counted)
         else:
-            values = frame[name]
-            test, index, statistic, p_value = _categorical_drift(spec, values)
-        missing = _missing_drift(spec, profile["rows"], values, alpha)
+            test, index, statistic, p_value = _categorical_drift(spec, counted)
+        missing = _missing_drift(spec, profile["rows"], counted, alpha)
         features.append(
             FeatureDrift(
                 feature=name,
@@ -317,28 +387,25 @@ def compare(
     return report
 
 
-def _numeric_drift(
-    spec: dict, values: np.ndarray, rng: np.random.Generator
-) -> tuple[str, float, float, float]:
+def _numeric_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, float, float]:
     """The test, PSI over the profile's bins, and the KS statistic and p-value against its
     sample."""
     from scipy import stats
 
-    if not values.size or not spec["sample"]:
+    present = counted.rows - counted.missing
+    if not present or not spec["sample"]:
         return "ks", 0.0, 0.0, 1.0
-    index = psi(spec["proportions"], _proportions(values, spec["edges"]))
-    if values.size > _NEW_SAMPLE:
-        values = rng.choice(values, _NEW_SAMPLE, replace=False)
-    result = stats.ks_2samp(spec["sample"], values)
+    index = psi(spec["proportions"], counted.counts.to_numpy() / present)
+    result = stats.ks_2samp(spec["sample"], counted.sample)
     return "ks", index, result.statistic, result.pvalue
 
 
-def _categorical_drift(spec: dict, column: pd.Series) -> tuple[str, float, float, float]:
+def _categorical_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, float, float]:
     """The test, PSI over the categories of either side, and the chi-squared statistic and
     p-value of their counts."""
     from scipy import stats
 
-    _, before, after = _category_table(spec, column)
+    _, before, after = _category_table(spec, counted.counts)
     if len(before) < 2 or not before.sum() or not after.sum():
         return "chi2", 0.0, 0.0, 1.0
     index = psi(before / before.sum(), after / after.sum())
@@ -346,16 +413,17 @@ def _categorical_drift(spec: dict, column: pd.Series) -> tuple[str, float, float
     return "chi2", index, result.statistic, result.pvalue
 
 
-def _missing_drift(spec: dict, rows: int, values: pd.Series, alpha: float) -> dict[str, Any]:
+def _missing_drift(spec: dict, rows: int, counted: ColumnTally, alpha: float) -> dict[str, Any]:
     """FeatureDrift's missing_* fields: the shares of missing cells in the profile and in the
     new data, and a two-proportion z-test of the two. Profiles that predate missing shares kept
     none for numbers (None), and counted a category's empty cells as "<null>"."""
-    before, after, p_value = spec.get("missing"), _missing_share(values), 1.0
+    new_rows = counted.rows
+    before, after, p_value = spec.get("missing"), counted.missing / max(new_rows, 1), 1.0
     if before is None and spec["kind"] == CATEGORICAL and sum(spec["counts"].values()):
         before = spec["counts"].get(_OLD_NULL, 0) / sum(spec["counts"].values())
-    if before is not None and rows and len(values):
-        pooled = (before * rows + after * len(values)) / (rows + len(values))
-        error = math.sqrt(pooled * (1 - pooled) * (1 / rows + 1 / len(values)))
+    if before is not None and rows and new_rows:
+        pooled = (before * rows + after * new_rows) / (rows + new_rows)
+        error = math.sqrt(pooled * (1 - pooled) * (1 / rows + 1 / new_rows))
         p_value = math.erfc(abs(after - before) / error / math.sqrt(2)) if error else 1.0
     return {
         "missing_reference": before,
@@ -381,7 +449,7 @@ def plot_feature(profile: dict, frame: pd.DataFrame, feature: FeatureDrift, path
         axes.hist(spec["sample"], bins=bins, density=True, alpha=0.55, label="champion's data")
         axes.hist(new, bins=bins, density=True, alpha=0.55, label="new data")
     else:
-        categories, reference, new = _category_table(spec, frame[feature.feature])
+        categories, reference, new = _category_table(spec, _category_counts(frame[feature.feature]))
         reference, new = reference / max(reference.sum(), 1), new / max(new.sum(), 1)
         order = np.argsort(-(reference + new), kind="stable")
         shown, rest = order[:PLOTTED_CATEGORIES], order[PLOTTED_CATEGORIES:]

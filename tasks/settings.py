@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI of a drifted feature")
     drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="two-sample test level")
     drift_sample_rows: int = Field(default=1000, ge=50, description="rows kept in a profile")
+    retrain_cooldown: int = Field(default=3600, ge=0, description="s between drift retrainings")
+    training_data_uri: str | None = Field(default=None, description="what drift retrains on")
+    notify_url: SecretStr | None = Field(default=None, description="webhook for failed runs")
     output_roots: tuple[str, ...] = Field(
         default=(),
         description="Where predictions may be written (folders, s3:// prefixes); "
@@ -311,6 +314,7 @@ class Settings(BaseSettings):
             self.prefect_api_key,
             self.prefect_api_auth_string,
             self.results_key,
+            self.notify_url,
         )
         return [s.get_secret_value() for s in held if s is not None and s.get_secret_value()]
 

@@ -209,6 +209,10 @@ def run_metrics(settings: Settings, run_id: str, prefix: str = "test_") -> dict[
     return {k: v for k, v in metrics.items() if k.startswith(prefix)}
 
 
+def run_params(settings: Settings, run_id: str) -> dict[str, str]:
+    return client(settings).get_run(run_id).data.params
+
+
 def set_run_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
     mlflow_client = client(settings)
     for key, value in tags.items():

@@ -150,6 +150,41 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
+def mlops_stack(home: Path, free_port, **extra_env: str):
+    """`mlops up` then `mlops serve` for one home (with ``extra_env`` set), exactly as the
+    README tells a user: its home, environment, servers and processes."""
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
+        },
+        "MLOPS_HOME": str(home),
+        "MLOPS_CV_FOLDS": "2",
+        **extra_env,
+    }
+    ports = [free_port(), free_port()]
+    up = subprocess.Popen(
+        [MLOPS, "up", "--prefect-port", str(ports[0]), "--mlflow-port", str(ports[1])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    servers_file = home / "up.json"
+    try:
+        wait_until(servers_file.exists, 180, "mlops up")
+        servers = json.loads(servers_file.read_text())
+        serve_log = (home / "serve.log").open("w")
+        serve = subprocess.Popen(  # from another directory: flows load as installed modules
+            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=home
+        )
+        yield {"home": home, "env": env, "servers": servers, "serve": serve, "up": up}
+    finally:
+        if "serve" in locals() and serve.poll() is None:
+            serve.kill()
+        subprocess.run([MLOPS, "down"], env=env, check=False, capture_output=True)
+        up.wait(timeout=30)
+
+
+@contextmanager
 def moto_s3():
     """moto's S3 server; after four setup calls it demands real IAM credentials."""
     port = _free_port()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MLOPS, run_mlops, wait_until
+from conftest import MLOPS, mlops_stack, run_mlops, wait_until
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -29,35 +28,8 @@ DEPLOYMENTS = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, free_port):
     """`mlops up` then `mlops serve` for one home, exactly as the README tells a user."""
-    home = tmp_path_factory.mktemp("stack")
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
-        },
-        "MLOPS_HOME": str(home),
-        "MLOPS_CV_FOLDS": "2",
-    }
-    ports = [free_port(), free_port()]
-    up = subprocess.Popen(
-        [MLOPS, "up", "--prefect-port", str(ports[0]), "--mlflow-port", str(ports[1])],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    servers_file = home / "up.json"
-    try:
-        wait_until(servers_file.exists, 180, "mlops up")
-        servers = json.loads(servers_file.read_text())
-        serve_log = (home / "serve.log").open("w")
-        serve = subprocess.Popen(  # from another directory: flows load as installed modules
-            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=home
-        )
-        yield {"home": home, "env": env, "servers": servers, "serve": serve, "up": up}
-    finally:
-        if "serve" in locals() and serve.poll() is None:
-            serve.kill()
-        subprocess.run([MLOPS, "down"], env=env, check=False, capture_output=True)
-        up.wait(timeout=30)
+    with mlops_stack(tmp_path_factory.mktemp("stack"), free_port) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
