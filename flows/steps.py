@@ -25,6 +25,7 @@ from flows.results import SignedResults, result_storage
 from flows.runs import FLOW_RUN_TAG, mark_crashed, publish_report
 from flows.sweep import run_sweep
 from tasks import (
+    compression,
     data,
     devices,
     drift,
@@ -464,6 +465,36 @@ def explain_predictions(
         tracking.log_files(settings, run_id, paths, "plots")
     shown = {"method": "permutation", "metric": metric, "features": features[: explanations.SHOWN]}
     return replace(candidates, explanation=shown), [f"plots/{path.name}" for path in paths]
+
+
+@step(name="compress model")
+def compress_model(
+    settings: Settings,
+    run_id: str,
+    candidates: CandidateResults,
+    splits: Splits,
+    inputs: ModelInputs,
+) -> CandidateResults:
+    """The chosen candidate as a compact file for efficient inference (the network as int8
+    TFLite, a scikit-learn estimator as ONNX), measured on the test rows against the model
+    as trained; on the run (compression/) when kept, for `mlops export`."""
+    regression = inputs.task == "regression"
+    metric = settings.promotion_policy(inputs.task).metric if regression else "test_accuracy"
+    with tempfile.TemporaryDirectory() as scratch:
+        found, kept = compression.compress(
+            candidates.family,
+            candidates.estimator,
+            splits.X_test,
+            splits.y_test,
+            metric,
+            candidates.chosen_scores[metric],
+            settings.compression_tolerance,
+            inputs.encoded,
+            Path(scratch),
+        )
+        if kept is not None:
+            tracking.log_files(settings, run_id, [kept], compression.ARTIFACT_DIR)
+    return replace(candidates, compression=found)
 
 
 @step(name="plot evaluation")

@@ -1,5 +1,5 @@
 """The training flow: load -> validate -> types -> drift -> split -> fit -> evaluate ->
-register -> promote.
+compress -> register -> promote.
 
 Each line of the flow is one step (flows/steps.py); what a step does lives in tasks/.
 """
@@ -16,6 +16,7 @@ from flows.steps import (
     announce_decision,
     check_drift,
     check_storage,
+    compress_model,
     decide_promotion,
     detect_device,
     explain_predictions,
@@ -126,6 +127,7 @@ def training_flow(
         metric = settings.promotion_policy(inputs.task).metric
         candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
         plots = plot_evaluation(settings, run_id, candidates, splits) + explained
+        candidates = compress_model(settings, run_id, candidates, splits, inputs)
         champion = score_champion(settings, model_name, splits, inputs)
         decision = decide_promotion(settings, candidates, champion, splits, inputs)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tasks.compression import TFLITE, Compression
 from tasks.outcomes import CandidateResults, Lineage
 from tasks.promotion import PromotionDecision
 
@@ -83,6 +84,10 @@ def render(
         "",
         *_explanation(candidates.explanation),
         "",
+        "## Compressed for efficient inference",
+        "",
+        _compression(candidates.compression, f"{lineage.model} --version {version}"),
+        "",
         "## Promotion",
         "",
         f"- Rule: {decision.rule}",
@@ -104,6 +109,18 @@ def render(
     lines += ["", "## Plots", ""]
     lines += [f"![{plot}](../{plot})" for plot in plots]
     return "\n".join(lines) + "\n"
+
+
+def _compression(compression: Compression | None, exported: str) -> str:
+    """The compact variant against the model as trained, on the test rows, and how to get it."""
+    if compression is None:
+        return "- Not made for this version."
+    line = f"- {compression.summary()} (on the test rows)."
+    if compression.kept:
+        return line + f" `mlops export {exported}` writes it."
+    if compression.format == TFLITE:
+        return line + f" `mlops export {exported} --format keras` writes the float32 network."
+    return line
 
 
 def _explanation(explanation: dict) -> list[str]:

@@ -4,7 +4,7 @@ and the result `mlops train --json` prints (one shape, trained or skipped)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.devices import DeviceStrategy
 from tasks.drift import DriftReport
@@ -12,6 +12,9 @@ from tasks.features import ModelInputs
 from tasks.promotion import PromotionDecision
 from tasks.snapshots import Snapshot
 from tasks.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from tasks.compression import Compression
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class CandidateResults:
     intervals: dict[str, list[float]] = field(default_factory=dict)  # metric -> 95% [low, high]
     explanation: dict[str, Any] = field(default_factory=dict)  # method, metric, features
     slices: list[dict[str, Any]] = field(default_factory=list)  # feature, value, rows, metrics
+    compression: Compression | None = None  # its compact file for efficient inference
 
     @property
     def chosen_scores(self) -> dict[str, float]:

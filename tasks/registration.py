@@ -173,7 +173,8 @@ def register_and_promote(
             run_id,
             name,
             logged,
-            lineage.tags(candidates.family),
+            lineage.tags(candidates.family)
+            | (candidates.compression.tags() if candidates.compression else {}),
             description=f"{candidates.family}: {decision.alias} ({decision.reason})",
         )
         faults.point(settings, "after-register")

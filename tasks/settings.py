@@ -123,6 +123,9 @@ class Settings(BaseSettings):
         description="Most a slice (a categorical value, a class) may worsen against the "
         "champion on the same rows; of an error, a share of it.",
     )
+    compression_tolerance: float = Field(
+        default=0.01, ge=0, description="Most a compact variant may lose; of an error, a share."
+    )
     promotion_test: Literal["point", "non_inferior", "superior"] = Field(
         default="point",
         description="point: the scores decide; non_inferior: promote unless significantly "
