@@ -473,6 +473,35 @@ def down() -> None:
     typer.echo("Stopped." if servers else "Nothing was up for this home.")
 
 
+@app.command("serve-model")
+def serve_model(
+    model: Annotated[str, typer.Argument(help="NAME or NAME@ALIAS (default alias: champion).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5001,
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0: every one, no auth).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve a registered version over REST with MLflow's own scoring server (`mlflow models
+    serve --env-manager local`: this environment's packages, one worker), in the foreground
+    until Ctrl-C. POST /invocations takes {"dataframe_split": {"columns": [...], "data":
+    [[...]]}} and answers {"predictions": [...]}, a row each; GET /ping answers once the
+    model is loaded. The same server checks every version before it takes an alias."""
+    name, _, alias = model.partition("@")
+    settings = _prepare()
+    from tasks import registry, serving
+
+    alias = alias or registry.CHAMPION
+    found = _run(registry.aliased_version, settings, name, alias)
+    uri = f"models:/{name}/{found.version}"
+    body = _run(serving.example_request, settings, uri)
+    url = f"http://{host}:{port}"
+    typer.echo(
+        f"Serving {name} v{found.version} ({alias}) at {url} once it has loaded; Ctrl-C stops.\n"
+        f"Try: curl -s {url}/invocations -H 'Content-Type: application/json' -d '{body}'"
+    )
+    _run(serving.serve, settings, uri, host, port)
+
+
 def _prepare():
     """The command's settings, read once; its log lines on stderr, secrets masked."""
     from tasks.settings import load_settings

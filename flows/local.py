@@ -7,15 +7,13 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tasks import processes
 from tasks.errors import PlatformError
 from tasks.settings import Settings
 
@@ -32,23 +30,12 @@ class LocalServers:
     pids: list[int]
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def _wait(ready, what: str, process: subprocess.Popen, log: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        if process.poll() is not None:
-            tail = log.read_text()[-1500:] if log.exists() else ""
-            raise LocalServerError(f"{what} exited with status {process.returncode}:\n{tail}")
-        time.sleep(0.5)
+    if processes.wait_until_ready(ready, process, seconds):
+        return
+    if process.poll() is not None:
+        tail = log.read_text()[-1500:] if log.exists() else ""
+        raise LocalServerError(f"{what} exited with status {process.returncode}:\n{tail}")
     raise LocalServerError(f"no answer from {what} after {seconds:.0f} s (log: {log})")
 
 
@@ -74,30 +61,30 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
     }
     commands["mlflow"] += ["--port", str(mlflow_port)]
     ready = {
-        "prefect": lambda: _healthy(f"http://{host}:{prefect_port}/api/health"),
-        "mlflow": lambda: _healthy(f"http://{host}:{mlflow_port}/health"),
+        "prefect": lambda: processes.answers(f"http://{host}:{prefect_port}/api/health"),
+        "mlflow": lambda: processes.answers(f"http://{host}:{mlflow_port}/health"),
     }
-    processes = {}
+    started = {}
     try:
         for name, command in commands.items():
             log = logs / f"{name}.log"
-            processes[name] = subprocess.Popen(
+            started[name] = subprocess.Popen(
                 command,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us; we stop them
             )
-        for name, process in processes.items():
+        for name, process in started.items():
             _wait(ready[name], name, process, logs / f"{name}.log", seconds=120)
     except BaseException:
-        _terminate([p.pid for p in processes.values()])
+        processes.terminate([p.pid for p in started.values()])
         raise
     servers = LocalServers(
         prefect_api_url=api_url,
         prefect_ui_url=f"http://{host}:{prefect_port}",
         mlflow_url=f"http://{host}:{mlflow_port}",
-        pids=[p.pid for p in processes.values()],
+        pids=[p.pid for p in started.values()],
     )
     settings.local_servers_file.write_text(json.dumps(asdict(servers), indent=2))
     return servers
@@ -109,34 +96,9 @@ def stop(settings: Settings) -> LocalServers | None:
     if not path.exists():
         return None
     servers = LocalServers(**json.loads(path.read_text()))
-    _terminate(servers.pids)
+    processes.terminate(servers.pids)
     path.unlink(missing_ok=True)
     return servers
-
-
-def _terminate(pids: list[int], grace: float = 10.0) -> None:
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            continue
-    deadline = time.monotonic() + grace
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                _reap(pid)
-            except (ProcessLookupError, ChildProcessError):
-                break
-            time.sleep(0.2)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 @contextlib.contextmanager
@@ -151,9 +113,7 @@ def command_prefect_api(settings: Settings) -> Iterator[None]:
     if settings.resolved_prefect_api_url:
         yield
         return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = processes.free_port()
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"prefect-api-{os.getpid()}.log"
@@ -178,7 +138,7 @@ def command_prefect_api(settings: Settings) -> Iterator[None]:
         )
     try:
         url = f"http://127.0.0.1:{port}/api"
-        _wait(lambda: _healthy(f"{url}/health"), "Prefect's API server", server, log, 120)
+        _wait(lambda: processes.answers(f"{url}/health"), "Prefect's API server", server, log, 120)
         settings.use_prefect_api(url)
         yield
     finally:

@@ -557,3 +557,4 @@ def score_champion(
 decide_promotion = step(name="decide promotion")(registration.decide)
 register_and_promote = step(name="register and promote")(registration.register_and_promote)
 announce_decision = step(name="announce decision")(events.announce_decision)
+serve_check = step(name="serve check")(registration.store_and_serve)

@@ -1,5 +1,5 @@
 """The training flow: load -> validate -> types -> drift -> split -> fit -> evaluate ->
-compress -> register -> promote.
+compress -> serve-check -> register -> promote.
 
 Each line of the flow is one step (flows/steps.py); what a step does lives in tasks/.
 """
@@ -30,6 +30,7 @@ from flows.steps import (
     register_and_promote,
     repair_registry,
     score_champion,
+    serve_check,
     snapshot_data,
     split_data,
     train_candidates,
@@ -128,6 +129,7 @@ def training_flow(
         candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
         plots = plot_evaluation(settings, run_id, candidates, splits) + explained
         candidates = compress_model(settings, run_id, candidates, splits, inputs)
+        served = serve_check(settings, run_id, candidates, splits, inputs)
         champion = score_champion(settings, model_name, splits, inputs)
         decision = decide_promotion(settings, candidates, champion, splits, inputs)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
@@ -136,7 +138,7 @@ def training_flow(
             drift_report, device, job_key, jobs.code_version(), inputs,
         )  # fmt: skip
         version, decision = register_and_promote(
-            settings, lineage, candidates, splits, plots, decision, force
+            settings, lineage, candidates, served, plots, decision, force
         )
         if version is None:  # an identical job registered while this one trained
             return find_identical_job(settings, run_id, model_name, job_key, snapshot).to_json()

@@ -4,7 +4,9 @@ Crash consistency is only proven by crashing at the worst moments, not at random
 failpoint does nothing unless ``MLOPS_FAILPOINTS`` names it (e.g. ``{"after-register":
 "kill"}``): ``kill`` sends the process SIGKILL, as the kernel's OOM killer or a lost node
 would; ``pause`` creates ``<home>/failpoints/<name>`` and waits until that file is removed,
-so a test can stop a server at exactly that point.
+so a test can stop a server at exactly that point; ``break`` at ``serve-check`` has MLflow's
+scoring server serve a copy of the model whose stored estimator is garbage, so the server
+fails as it does on a model that cannot load.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 
 from tasks.settings import Settings
 
@@ -35,3 +38,19 @@ def point(settings: Settings, name: str) -> None:
         deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
         while marker.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def served_model(settings: Settings, name: str, model_uri: str, folder: Path) -> str:
+    """The model URI a serve check serves: ``model_uri``; with ``break`` at ``name``, a copy
+    of it under ``folder`` with every stored artifact but its metadata overwritten."""
+    if settings.failpoints.get(name) != "break":
+        return model_uri
+    import mlflow
+
+    logger.warning("Failpoint %s: serving a broken copy of %s", name, model_uri)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    copy = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(folder)))
+    for path in (copy / "artifacts").rglob("*"):
+        if path.is_file() and path.name != "meta.json":
+            path.write_bytes(b"broken by a failpoint")
+    return str(copy)

@@ -53,10 +53,13 @@ def _installed(name: str) -> bool:
 
 @dataclass(frozen=True)
 class LoggedModel:
-    """A model stored on a run and checked by reading it back; not registered yet."""
+    """A model stored on a run and checked by reading it back; not registered yet. ``example``:
+    rows it was signed with, ``predictions``: what it predicts for them."""
 
     uri: str
     model_id: str
+    example: pd.DataFrame
+    predictions: pd.DataFrame
 
 
 def log_model(
@@ -99,7 +102,7 @@ def log_model(
             ) from exc
         client(settings).update_run(run_id, status="RUNNING")
     _read_back(info.model_uri, example, predictions)
-    return LoggedModel(info.model_uri, info.model_id)
+    return LoggedModel(info.model_uri, info.model_id, example, predictions)
 
 
 def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -113,17 +116,24 @@ def _read_back(model_uri: str, example: pd.DataFrame, expected: pd.DataFrame) ->
             f"the model stored at {model_uri} cannot be read back: {first_line(exc)}; "
             "nothing registered"
         ) from exc
-    if is_classification(expected):
-        same = list(stored["prediction"]) == list(expected["prediction"]) and np.allclose(
-            stored.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), atol=1e-5
-        )
-    else:
-        same = np.allclose(stored["prediction"], expected["prediction"], rtol=1e-4, atol=1e-5)
-    if not same:
+    if not same_predictions(stored, expected):
         raise RegistryError(
             f"the model read back from {model_uri} predicts differently from the one trained; "
             "nothing registered"
         )
+
+
+def same_predictions(found: pd.DataFrame, expected: pd.DataFrame) -> bool:
+    """Whether a registered model's predictions (``found``, read back or served) are the
+    ``expected`` ones: the same labels and probabilities to 1e-5, or the same values of a
+    regressor to a relative 1e-4."""
+    if found.shape != expected.shape:
+        return False
+    if is_classification(expected):
+        return list(found["prediction"]) == list(expected["prediction"]) and np.allclose(
+            found.iloc[:, 1:].to_numpy(dtype=float), expected.iloc[:, 1:].to_numpy(), atol=1e-5
+        )
+    return np.allclose(found["prediction"], expected["prediction"], rtol=1e-4, atol=1e-5)
 
 
 def _save_estimator(

@@ -1,15 +1,28 @@
-"""Register and promote: the champion re-scored on the new test rows, and the all-or-nothing
-transaction that registers a version with its lineage, card and decision, then moves its alias."""
+"""Register and promote: the champion re-scored on the new test rows, the model stored and
+served before it registers, and the all-or-nothing transaction that registers a version with
+its lineage, card and decision, then moves its alias."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tasks import evaluation, evidence, faults, model_card, packaging, promotion, registry, tracking
+from tasks import (
+    evaluation,
+    evidence,
+    faults,
+    model_card,
+    packaging,
+    promotion,
+    registry,
+    serving,
+    tracking,
+)
 from tasks.errors import first_line
 from tasks.features import ModelInputs, Task
 from tasks.outcomes import CandidateResults, Lineage
@@ -135,16 +148,44 @@ def decide(
     return promotion.blocked(decision, why) if why else decision
 
 
+def store_and_serve(
+    settings: Settings,
+    run_id: str,
+    candidates: CandidateResults,
+    splits: Splits,
+    inputs: ModelInputs,
+) -> serving.ServeCheck:
+    """The chosen candidate stored on the run as an MLflow model (read back and checked), then
+    served by MLflow's scoring server, where it must answer a canary request from its input
+    example as it predicts here (unless MLOPS_SERVE_CHECK=false). Outside the registry lock:
+    the server takes seconds to start, and nothing here is registered yet."""
+    faults.point(settings, "before-register")
+    logged = packaging.log_model(
+        settings,
+        run_id,
+        candidates.estimator,
+        splits.features,
+        splits.X_test.head(5),
+        categories(inputs.types, splits.X_train),
+    )
+    if not settings.serve_check:
+        return serving.ServeCheck(logged, None)
+    with tempfile.TemporaryDirectory() as scratch:
+        served = faults.served_model(settings, "serve-check", logged.uri, Path(scratch))
+        return serving.check(settings, logged, settings.serve_check_timeout, served)
+
+
 def register_and_promote(
     settings: Settings,
     lineage: Lineage,
     candidates: CandidateResults,
-    splits: Splits,
+    served: serving.ServeCheck,
     plots: list[str],
     decision: promotion.PromotionDecision,
     force: bool,
 ) -> tuple[registry.RegisteredVersion | None, promotion.PromotionDecision]:
-    """Register the chosen candidate with its lineage, write its card, move the alias.
+    """Register the chosen candidate (stored and served) with its lineage and its serve check,
+    write its card, move the alias.
 
     All or nothing: if the card, the tags or the alias fail, the new version is deleted, and
     registrations a killed process left half-done are finished or removed first. Under the
@@ -153,28 +194,20 @@ def register_and_promote(
     job registered meanwhile, nothing is (the version is None) unless the run was forced.
     """
     name, run_id = lineage.model, lineage.run_id
-    faults.point(settings, "before-register")
     with registry_lock(settings):
         registry.repair(settings, name)
         if not force and registry.find_job(settings, name, lineage.job_key) is not None:
             return None, decision
         holder = registry.alias_holder(settings, name, registry.CHAMPION)
         decision = promotion.recheck(decision, holder)
-        logged = packaging.log_model(
-            settings,
-            run_id,
-            candidates.estimator,
-            splits.features,
-            splits.X_test.head(5),
-            categories(lineage.inputs.types, splits.X_train),
-        )
         version = registry.create_version(
             settings,
             run_id,
             name,
-            logged,
+            served.model,
             lineage.tags(candidates.family)
-            | (candidates.compression.tags() if candidates.compression else {}),
+            | (candidates.compression.tags() if candidates.compression else {})
+            | served.tags(),
             description=f"{candidates.family}: {decision.alias} ({decision.reason})",
         )
         faults.point(settings, "after-register")

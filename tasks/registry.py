@@ -192,6 +192,19 @@ def ready_version(settings: Settings, name: str, version: str):
     return found
 
 
+def aliased_version(settings: Settings, name: str, alias: str):
+    """The READY version that holds ``alias``; otherwise a RegistryError saying what is missing
+    (the model, or a version with that alias)."""
+    version = alias_holder(settings, name, alias)
+    if version is None:
+        if not is_registered(client(settings), name):
+            raise RegistryError(f"no registered model named {name!r} (`mlops models` lists them)")
+        raise RegistryError(
+            f"no version of {name} holds the alias {alias!r} (`mlops models {name}` lists them)"
+        )
+    return ready_version(settings, name, version)
+
+
 def assign_alias(
     settings: Settings, name: str, version: str, alias: str, actor: str, reason: str
 ) -> dict[str, str]:

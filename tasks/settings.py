@@ -145,11 +145,13 @@ class Settings(BaseSettings):
         description="Where predictions may be written (folders, s3:// prefixes); "
         "default: the current folder, the home and the artifact root.",
     )
-    failpoints: dict[str, Literal["kill", "pause"]] = Field(
+    failpoints: dict[str, Literal["kill", "pause", "break"]] = Field(
         default_factory=dict,
         description="Testing only: named points where the process dies or waits, "
         'e.g. {"after-register": "kill"}.',
     )
+    serve_check: bool = Field(default=True, description="Serve a version before it registers.")
+    serve_check_timeout: float = Field(default=120, gt=0, description="s to answer its canary")
     dask_address: str | None = Field(
         default=None,
         description="Dask scheduler (tcp://host:port) that runs a sweep's tasks and the "

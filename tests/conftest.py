@@ -27,6 +27,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as load_settings() sets i
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
 MOTO = str(Path(sys.executable).with_name("moto_server"))
 MLOPS = str(Path(sys.executable).with_name("mlops"))  # the command, from this environment
+# The serve check starts MLflow's scoring server for every registered version (seconds of
+# CPU each, dozens of versions): only the tests about serving (and on S3) turn it on.
+NOT_SERVED = ("MLOPS_SERVE_CHECK", "false")
 
 
 def run_mlops(*args: str, env: dict[str, str], **options) -> subprocess.CompletedProcess:
@@ -41,6 +44,7 @@ def home(tmp_path, monkeypatch) -> Path:
     """A fresh MLOPS_HOME with the embedded defaults (SQLite store, local artifacts)."""
     path = tmp_path / "home"
     monkeypatch.setenv("MLOPS_HOME", str(path))
+    monkeypatch.setenv(*NOT_SERVED)
     for name in _ISOLATED:
         monkeypatch.delenv(name, raising=False)
     return path
@@ -111,6 +115,7 @@ def module_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home))
         patch.setenv("MLOPS_CV_FOLDS", "2")  # keeps a sweep (or --cv) under a minute on two cores
+        patch.setenv(*NOT_SERVED)
         for name in _ISOLATED:
             patch.delenv(name, raising=False)
         yield home

@@ -35,6 +35,7 @@ def on_s3(s3_server, home, monkeypatch):
         "AWS_SECRET_ACCESS_KEY": s3_server["secret"],
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLOPS_CV_FOLDS": "2",
+        "MLOPS_SERVE_CHECK": "true",  # the scoring server reads the model from the bucket
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
