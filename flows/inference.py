@@ -111,49 +111,41 @@ def scored(
             yield pending.popleft().result()
 
 
-@step(name="check drift")
-def check_drift(
-    settings: Settings, reference: Reference, counted: BatchTally, rows: int
-) -> BatchCheck:
-    """The batch against the version's training profile, its predictions against the ones
-    the version made on its test rows."""
-    return monitoring.check_batch(
-        reference, counted, rows, settings.drift_psi_threshold, settings.drift_alpha
-    )
-
-
-@step(name="record monitoring")
-def record_monitoring(settings: Settings, check: BatchCheck, data_uri: str) -> str:
-    """The check as a report on an MLflow run of the prediction and on the flow run, and as
-    the version's tags of its last check; the run's id."""
+@step(name="monitor batch")
+def monitor_batch(
+    settings: Settings,
+    reference: Reference,
+    counted: BatchTally,
+    rows: int,
+    model: dict[str, str],
+    data_uri: str,
+) -> tuple[BatchCheck, str]:
+    """The batch against the version's training profile and its predictions against the
+    ones the version made on its test rows: a report on an MLflow run of the prediction (its
+    id returned) and on the flow run, the version's tags of its last check, and on drift the
+    `mlops.drift.detected` event (whose automation retrains the model). One step: each step
+    costs a Prefect task run's overhead, more than this work on a small batch."""
     from datetime import UTC, datetime
 
     from prefect.runtime import flow_run
 
-    model, version = check.reference.model, check.reference.version
+    check = monitoring.check_batch(
+        reference, counted, rows, settings.drift_psi_threshold, settings.drift_alpha
+    )
+    name, version = reference.model, reference.version
     last_check = check.tags(datetime.now(UTC).isoformat(timespec="seconds"))
     tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": settings.redact(data_uri)}
-    with tracking.tracking_run(
-        settings, f"{model}-predictions", f"predict-{model}", tags
-    ) as run_id:
-        tracking.log_params(settings, run_id, {"model_version": version, "rows": check.rows})
-        tracking.set_run_tags(settings, run_id, last_check)
+    experiment, run_name = f"{name}-predictions", f"predict-{name}"
+    with tracking.tracking_run(settings, experiment, run_name, tags | last_check) as run_id:
+        tracking.log_params(settings, run_id, {"model_version": version, "rows": rows})
         result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
         publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
-    registry.set_version_tags(settings, model, version, last_check)
-    return run_id
-
-
-@step(name="announce drift")
-def announce_drift(settings: Settings, check: BatchCheck, model: dict[str, str], data_uri: str):
-    """On drift, the `mlops.drift.detected` event (its automation retrains the model)."""
-    from prefect.runtime import flow_run
-
+    registry.set_version_tags(settings, name, version, last_check)
     training_data = settings.training_data_uri or model["data_uri"]
     details = {"data_uri": data_uri, "training_data_uri": training_data, "target": model["target"]}
-    events.announce_drift(
-        check, {k: settings.redact(v) for k, v in details.items()}, str(flow_run.id)
-    )
+    redacted = {key: settings.redact(value) for key, value in details.items()}
+    events.announce_drift(check, redacted, str(flow_run.id))
+    return check, run_id
 
 
 @flow(name="predict")
@@ -207,9 +199,9 @@ def predict_flow(
         table.rows / max(seconds, 1e-9),
         table.uri,
     )
-    check = check_drift(settings, reference, counted, table.rows)
-    monitoring_run = record_monitoring(settings, check, data_uri)
-    announce_drift(settings, check, resolved, data_uri)
+    check, monitoring_run = monitor_batch(
+        settings, reference, counted, table.rows, resolved, data_uri
+    )
     return {
         "model": resolved["name"],
         "version": resolved["version"],

@@ -119,12 +119,11 @@ def publish_automations(settings: Settings, retrain_deployment_id: Any) -> list[
 def _retrain_on_drift(settings: Settings, deployment_id: Any):
     from datetime import timedelta
 
-    from prefect.automations import Automation
     from prefect.events.actions import RunDeployment
-    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
     data_uri = settings.training_data_uri or "{{ event.payload.training_data_uri }}"
-    return Automation(
+    return AutomationCore(
         name=RETRAIN_ON_DRIFT,
         description="Drift in a batch prediction retrains its model, with approval required; "
         f"at most once per {settings.retrain_cooldown} s per model (MLOPS_RETRAIN_COOLDOWN).",
@@ -152,14 +151,13 @@ def _retrain_on_drift(settings: Settings, deployment_id: Any):
 
 
 def _notify_on_failure(settings: Settings):
-    from prefect.automations import Automation
     from prefect.blocks.webhook import Webhook
     from prefect.events.actions import CallWebhook
-    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
     webhook = Webhook(url=settings.notify_url, headers={"Content-Type": "application/json"})
     block_id = webhook.save(NOTIFY_BLOCK, overwrite=True)
-    return Automation(
+    return AutomationCore(
         name=NOTIFY_ON_FAILURE,
         description="A Failed or Crashed run of the platform's flows posts to MLOPS_NOTIFY_URL.",
         trigger=EventTrigger(
@@ -180,17 +178,15 @@ def _upsert(automation) -> str:
     """The automation created, or the one of its name updated (a duplicate left by a race of
     two `mlops serve` is removed)."""
     from prefect import get_client
-    from prefect.events.schemas.automations import AutomationCore
 
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(automation.name)
-        core = AutomationCore(**automation.model_dump(exclude={"id"}))
         if not existing:
-            client.create_automation(core)
+            client.create_automation(automation)
             logger.info("Automation %r created", automation.name)
             return automation.name
         kept, *duplicates = existing
-        client.update_automation(kept.id, core)
+        client.update_automation(kept.id, automation)
         for duplicate in duplicates:
             client.delete_automation(duplicate.id)
         logger.info("Automation %r updated", automation.name)
