@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_mlops
+from mlflow import MlflowClient
 
 from tasks import packaging, training
 from tasks.settings import load_settings
@@ -94,6 +95,13 @@ def test_a_scikit_learn_champion_exports_to_onnx_that_predicts_as_registered(
     )
     assert abs(result["test_accuracy"] - result["float_test_accuracy"]) <= 0.01
     assert result["latency_ms_per_1k"] > 0
+    card = Path(
+        MlflowClient(load_settings().resolved_tracking_uri).download_artifacts(
+            trained["default"]["run_id"], "model_card/model_card.md", str(tmp_path)
+        )
+    ).read_text()
+    assert "## Compressed for efficient inference\n\n- onnx test_accuracy" in card
+    assert "kept, test_accuracy changes 0" in card
     columns = result["inputs"]["columns"]
     assert result["inputs"]["encoded"] is False and len(columns) == 61  # blank pixels left out
     outputs = fresh_process_outputs("onnx", str(out), digits[columns].to_numpy("float32"), tmp_path)
@@ -108,8 +116,6 @@ def test_a_network_exports_its_int8_variant_that_predicts_as_registered(trained,
     result = export("digits-net@champion", "--out", str(out))
     assert result["format"] == "tflite" and result["version"] == version
     assert result["size_bytes"] < result["float_size_bytes"] / 2
-    from mlflow import MlflowClient
-
     tags = (
         MlflowClient(load_settings().resolved_tracking_uri)
         .get_model_version("digits-net", version)

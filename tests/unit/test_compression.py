@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from tasks import compression, evaluation
+from tasks import compression, evaluation, model_card
 from tasks.baselines import build_baseline
 from tasks.network import KerasMLPClassifier
 
@@ -56,6 +56,11 @@ def test_a_variant_losing_more_than_the_tolerance_is_not_kept_and_says_why(netwo
         False, found.reason, found.size_bytes, 0.01,
     )  # fmt: skip
     assert recorded.score == pytest.approx(found.score, rel=1e-5)
+    card = model_card._compression(found, "digits --version 3")
+    assert "not kept, test_accuracy loses" in card and "more than the tolerance" in card
+    assert card.endswith(
+        "`mlops export digits --version 3 --format keras` writes the float32 network."
+    )
 
 
 def test_no_tensorflow_backend_skips_compression_instead_of_failing(
