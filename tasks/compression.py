@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tasks.errors import PlatformError, first_line
 from tasks.evaluation import score_predictions, score_probabilities
 from tasks.promotion import improvement
+
+if TYPE_CHECKING:
+    from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +298,7 @@ def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def export(
-    settings, name: str, alias: str, version: str | None, out: Path, chosen: str | None
+    settings: Settings, name: str, alias: str, version: str | None, out: Path, chosen: str | None
 ) -> dict[str, Any]:
     """Write a registered version as a file of the ``chosen`` format (default: its family's
     first) to ``out``; what it measured on its test rows, and the input the file reads."""
@@ -354,7 +357,7 @@ def export(
     }
 
 
-def _registered(settings, name: str, alias: str, version: str | None):
+def _registered(settings: Settings, name: str, alias: str, version: str | None):
     """The READY version asked for, or the one holding ``alias``; a RegistryError if none."""
     from tasks import registry
     from tasks.store import RegistryError, client, is_registered
