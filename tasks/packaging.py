@@ -16,7 +16,7 @@ import pandas as pd
 
 from tasks.errors import first_line
 from tasks.settings import Settings
-from tasks.store import RegistryError, client
+from tasks.store import RegistryError, client, refused, unreachable
 from tasks.validation import plain_values
 
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
@@ -97,9 +97,10 @@ def log_model(
                     pip_requirements=pip_requirements(kind),
                 )
         except Exception as exc:
-            raise RegistryError(
-                f"could not store the model of run {run_id}: {first_line(exc)}; nothing registered"
-            ) from exc
+            # An unreachable or refusing tracking server is said as everywhere else.
+            plain = unreachable(settings, exc) or refused(settings, exc)
+            stored = f"could not store the model of run {run_id}: {first_line(exc)}"
+            raise RegistryError(plain or f"{stored}; nothing registered") from exc
         client(settings).update_run(run_id, status="RUNNING")
     _read_back(info.model_uri, example, predictions)
     return LoggedModel(info.model_uri, info.model_id, example, predictions)

@@ -83,6 +83,7 @@ def test_training_writes_everything_to_the_bucket_and_the_champion_loads_back(
     settings = load_settings()
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     version = MlflowClient().get_model_version_by_alias("digits", "champion")
+    assert version.tags["serve_check"] == "true"  # its scoring server read it from the bucket
     assert (
         MlflowClient()
         .get_model_version_download_uri("digits", version.version)
