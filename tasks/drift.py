@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks import tallies
 from tasks.errors import PlatformError
 from tasks.features import CATEGORICAL, NUMERIC, FeatureTypes, Task, is_number
 
@@ -22,10 +23,8 @@ logger = logging.getLogger(__name__)
 
 _BINS = 10
 _FLOOR = 1e-4  # proportions below this are clipped so that PSI stays finite
-_NEW_SAMPLE = 20_000  # rows of new data the two-sample test looks at
 _BINNED_ROWS = 100_000  # rows of training data a profile bins numbers from (see build_profile)
 _OLD_NULL = "<null>"  # how profiles written before missing shares were kept counted empty cells
-_WHOLE = re.compile(r"^(-?\d+)\.0+$")
 PROFILE_FILE = "profile/profile.json"
 PLOTTED = 6  # drifted features drawn in a report, the most shifted first
 PLOTTED_CATEGORIES = 20  # a plot's most frequent categories; the rest share one bar
@@ -175,20 +174,20 @@ def build_profile(
         if kind is None:
             excluded[str(name)] = types.excluded.get(str(name), "not among the feature types")
         elif kind == NUMERIC:
-            values = _numbers(binned[name]).dropna().to_numpy()
+            values = tallies.numbers(binned[name]).dropna().to_numpy()
             edges = _edges(values)
             columns[str(name)] = {
                 "kind": NUMERIC,
-                "missing": _missing_share(_numbers(frame[name])),
+                "missing": _missing_share(tallies.numbers(frame[name])),
                 "edges": edges,
                 "proportions": _proportions(values, edges).tolist(),
-                "sample": _numbers(sample[name]).dropna().tolist(),
+                "sample": tallies.numbers(sample[name]).dropna().tolist(),
             }
         else:
             columns[str(name)] = {
                 "kind": CATEGORICAL,
                 "missing": _missing_share(frame[name]),
-                "counts": {k: int(v) for k, v in _category_counts(frame[name]).items()},
+                "counts": {k: int(v) for k, v in tallies.category_counts(frame[name]).items()},
             }
     return dict(rows=len(frame), target=target, task=task, columns=columns, excluded=excluded)
 
@@ -205,36 +204,14 @@ def _kind(
     return NUMERIC if name in types.numeric else CATEGORICAL if name in types.categorical else None
 
 
-def _numbers(column: pd.Series) -> pd.Series:
-    """A column's values as floats; a cell that holds no number is missing."""
-    return pd.to_numeric(column, errors="coerce").astype("float64")
-
-
 def _missing_share(column: pd.Series) -> float:
     return float(column.isna().mean()) if len(column) else 0.0
-
-
-def _category(text: str) -> str:
-    """A category's text, the same for 1, 1.0 and "1" and for True and "true"."""
-    whole = _WHOLE.match(text)
-    if whole:
-        return whole.group(1)
-    return text.capitalize() if text.lower() in ("true", "false") else text
-
-
-def _category_counts(column: pd.Series) -> pd.Series:
-    """How often each present value occurs, by its text."""
-    return _by_category(column.astype("string").value_counts())
-
-
-def _by_category(counts: pd.Series) -> pd.Series:
-    return counts.groupby(counts.index.map(_category)).sum()
 
 
 def _category_table(spec: dict, new: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The categories of either side, with their counts in the profile and in the new data
     (``new``: counts by category text)."""
-    reference = _by_category(
+    reference = tallies.by_category(
         pd.Series(spec["counts"], dtype="float64").drop(_OLD_NULL, errors="ignore")
     )
     categories = sorted(set(reference.index) | set(new.index))
@@ -252,15 +229,7 @@ def _edges(values: np.ndarray) -> list[float]:
 
 def _proportions(values: np.ndarray, edges: list[float]) -> np.ndarray:
     """The share of values in each bin (see _bin_counts)."""
-    return _bin_counts(values, edges) / max(values.size, 1)
-
-
-def _bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """The values in each bin: below the first edge, between each two (an edge belongs to the
-    bin above it), from the last one up. Counted as values below each edge, which is much
-    cheaper than a bin index per value (searchsorted)."""
-    below = [np.count_nonzero(values < edge) for edge in edges]
-    return np.diff([0, *below, values.size])
+    return tallies.bin_counts(values, edges) / max(values.size, 1)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -268,59 +237,6 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     expected = np.clip(np.asarray(expected, dtype="float64"), _FLOOR, None)
     actual = np.clip(np.asarray(actual, dtype="float64"), _FLOOR, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-@dataclass(frozen=True)
-class ColumnTally:
-    """What a drift check needs of one column of new data, and all it keeps of it: its cells,
-    the missing ones, its present values' counts per profile bin (a number) or per category;
-    for a number also a uniform sample of up to _NEW_SAMPLE values (the KS test's), with the
-    random key each was drawn by. Tallies of parts add up to the tally of the whole."""
-
-    rows: int
-    missing: int
-    counts: pd.Series
-    sample: np.ndarray = field(default_factory=lambda: np.empty(0))
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    def __add__(self, other: ColumnTally) -> ColumnTally:
-        sample, keys = _smallest_keys(
-            np.concatenate([self.sample, other.sample]), np.concatenate([self.keys, other.keys])
-        )
-        counts = self.counts.add(other.counts, fill_value=0)
-        return ColumnTally(
-            self.rows + other.rows, self.missing + other.missing, counts, sample, keys
-        )
-
-
-def _smallest_keys(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The values of the _NEW_SAMPLE smallest keys: with keys drawn uniformly, a uniform sample
-    without replacement, whether drawn from the whole or from samples of its parts (bottom-k)."""
-    if keys.size <= _NEW_SAMPLE:
-        return values, keys
-    kept = np.argpartition(keys, _NEW_SAMPLE)[:_NEW_SAMPLE]
-    return values[kept], keys[kept]
-
-
-def tally(profile: dict, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, ColumnTally]:
-    """Each profiled column of the frame, tallied against the profile's bins; columns absent
-    from the frame are left out (the suite answers for schema changes)."""
-    keys = rng.random(len(frame))
-    tallies = {}
-    for name, spec in profile["columns"].items():
-        if name not in frame.columns:
-            continue
-        if spec["kind"] == NUMERIC:
-            numbers = _numbers(frame[name]).to_numpy()
-            present = ~np.isnan(numbers)
-            values = numbers[present]
-            counts = pd.Series(_bin_counts(values, spec["edges"]), dtype="float64")
-            sample, drawn = _smallest_keys(values, keys[present])
-            tallies[name] = ColumnTally(len(frame), int((~present).sum()), counts, sample, drawn)
-        else:
-            missing = int(frame[name].isna().sum())
-            tallies[name] = ColumnTally(len(frame), missing, _category_counts(frame[name]))
-    return tallies
 
 
 def compare(
@@ -333,13 +249,13 @@ def compare(
 ) -> DriftReport:
     """Each profiled column of the new frame against the profile: its present values, and its
     share of missing cells (see judge)."""
-    tallies = tally(profile, frame, np.random.default_rng(seed))
-    return judge(profile, tallies, reference, psi_threshold, alpha)
+    columns = tallies.tally(profile, frame, np.random.default_rng(seed))
+    return judge(profile, columns, reference, psi_threshold, alpha)
 
 
 def judge(
     profile: dict,
-    tallies: dict[str, ColumnTally],
+    columns: dict[str, tallies.ColumnTally],
     reference: str,
     psi_threshold: float,
     alpha: float,
@@ -349,9 +265,9 @@ def judge(
     values on one side has no values to test."""
     features = []
     for name, spec in profile["columns"].items():
-        if name not in tallies:
+        if name not in columns:
             continue
-        counted = tallies[name]
+        counted = columns[name]
         if spec["kind"] == NUMERIC:
             test, index, statistic, p_value = _numeric_drift(spec, counted)
         else:
@@ -387,7 +303,7 @@ def judge(
     return report
 
 
-def _numeric_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, float, float]:
+def _numeric_drift(spec: dict, counted: tallies.ColumnTally) -> tuple[str, float, float, float]:
     """The test, PSI over the profile's bins, and the KS statistic and p-value against its
     sample."""
     from scipy import stats
@@ -400,7 +316,7 @@ def _numeric_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, float,
     return "ks", index, result.statistic, result.pvalue
 
 
-def _categorical_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, float, float]:
+def _categorical_drift(spec: dict, counted: tallies.ColumnTally) -> tuple[str, float, float, float]:
     """The test, PSI over the categories of either side, and the chi-squared statistic and
     p-value of their counts."""
     from scipy import stats
@@ -413,7 +329,9 @@ def _categorical_drift(spec: dict, counted: ColumnTally) -> tuple[str, float, fl
     return "chi2", index, result.statistic, result.pvalue
 
 
-def _missing_drift(spec: dict, rows: int, counted: ColumnTally, alpha: float) -> dict[str, Any]:
+def _missing_drift(
+    spec: dict, rows: int, counted: tallies.ColumnTally, alpha: float
+) -> dict[str, Any]:
     """FeatureDrift's missing_* fields: the shares of missing cells in the profile and in the
     new data, and a two-proportion z-test of the two. Profiles that predate missing shares kept
     none for numbers (None), and counted a category's empty cells as "<null>"."""
@@ -444,12 +362,14 @@ def plot_feature(profile: dict, frame: pd.DataFrame, feature: FeatureDrift, path
     spec = profile["columns"][feature.feature]
     figure, axes = plt.subplots(figsize=(6, 3.5))
     if spec["kind"] == NUMERIC:
-        new = _numbers(frame[feature.feature]).dropna().to_numpy()
+        new = tallies.numbers(frame[feature.feature]).dropna().to_numpy()
         bins = np.histogram_bin_edges(np.concatenate([spec["sample"], new]), bins=30)
         axes.hist(spec["sample"], bins=bins, density=True, alpha=0.55, label="champion's data")
         axes.hist(new, bins=bins, density=True, alpha=0.55, label="new data")
     else:
-        categories, reference, new = _category_table(spec, _category_counts(frame[feature.feature]))
+        categories, reference, new = _category_table(
+            spec, tallies.category_counts(frame[feature.feature])
+        )
         reference, new = reference / max(reference.sum(), 1), new / max(new.sum(), 1)
         order = np.argsort(-(reference + new), kind="stable")
         shown, rest = order[:PLOTTED_CATEGORIES], order[PLOTTED_CATEGORIES:]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks import drift
+from tasks import drift, tallies
 from tasks.features import CATEGORICAL, Task
 
 PREDICTIONS_FILE = "monitor/predictions.json"
@@ -52,8 +52,8 @@ class BatchTally:
     """All a drift check keeps of a batch (bounded, whatever its rows): per profiled column,
     counts against the reference's bins or categories and a bounded sample."""
 
-    features: dict[str, drift.ColumnTally] = field(default_factory=dict)
-    predictions: dict[str, drift.ColumnTally] = field(default_factory=dict)
+    features: dict[str, tallies.ColumnTally] = field(default_factory=dict)
+    predictions: dict[str, tallies.ColumnTally] = field(default_factory=dict)
 
     def __add__(self, other: BatchTally) -> BatchTally:
         return BatchTally(
@@ -62,8 +62,8 @@ class BatchTally:
 
 
 def _added(
-    total: dict[str, drift.ColumnTally], part: dict[str, drift.ColumnTally]
-) -> dict[str, drift.ColumnTally]:
+    total: dict[str, tallies.ColumnTally], part: dict[str, tallies.ColumnTally]
+) -> dict[str, tallies.ColumnTally]:
     merged = dict(total)
     for name, counted in part.items():
         merged[name] = merged[name] + counted if name in merged else counted
@@ -76,9 +76,9 @@ def tally_partition(
     """One partition's tally; its random draws depend on the seed and where it starts alone,
     so a batch tallies the same in any order and on any worker."""
     rng = np.random.default_rng([seed, start])
-    features = drift.tally(reference.features, frame, rng) if reference.features else {}
+    features = tallies.tally(reference.features, frame, rng) if reference.features else {}
     predicted = (
-        drift.tally(reference.predictions, predictions[[PREDICTION]], rng)
+        tallies.tally(reference.predictions, predictions[[PREDICTION]], rng)
         if reference.predictions
         else {}
     )

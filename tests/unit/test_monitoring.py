@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import drift, events, monitoring
+from tasks import drift, events, monitoring, tallies
 from tasks.monitoring import BatchTally, Reference
 from tasks.settings import Settings
 
@@ -70,7 +70,7 @@ def test_a_batch_shifted_by_one_column_drifts_and_a_sample_of_the_training_data_
 def test_tallies_of_partitions_add_up_to_the_whole_batch(digits, profile):
     reference = Reference("digits", "3", profile, None)
     rng = np.random.default_rng(SEED)
-    whole = drift.tally(profile, digits, rng)
+    whole = tallies.tally(profile, digits, rng)
     parts = tallied(reference, digits, no_predictions(digits), 4).features
     for name, counted in whole.items():
         assert parts[name].rows == counted.rows and parts[name].missing == counted.missing
@@ -86,7 +86,7 @@ def test_a_big_batch_keeps_a_bounded_sample_per_number():
     reference = Reference("m", "1", profile, None)
     counted = tallied(reference, values, no_predictions(values), 6).features["x"]
     assert counted.rows == 60_000 and counted.counts.sum() == 60_000
-    assert counted.sample.size == drift._NEW_SAMPLE == counted.keys.size
+    assert counted.sample.size == tallies.NEW_SAMPLE == counted.keys.size
     shifted = drift.judge(
         profile,
         tallied(reference, values + 0.5, no_predictions(values), 6).features,
