@@ -266,9 +266,18 @@ def check_drift(
 def split_data(
     settings: Settings, run_id: str, frame: pd.DataFrame, target: str, inputs: ModelInputs
 ) -> Splits:
+    """The sets, whose rows move out of ``frame`` (it ends empty: the rows are not held
+    twice at the job's peak)."""
     rows = split_frame(
-        frame, target, settings.test_size, settings.validation_size, settings.seed, inputs.task
+        frame,
+        target,
+        settings.test_size,
+        settings.validation_size,
+        settings.seed,
+        inputs.task,
+        consume=True,
     )
+    data.release_freed_memory()
     sampled = min(settings.baseline_rows, len(rows.X_train))
     tracking.log_params(settings, run_id, {**rows.sizes(), "baseline_rows": sampled})
     return rows

@@ -118,7 +118,7 @@ def training_flow(
         profile_data(settings, run_id, frame, target, inputs)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target, inputs)
-        del frame  # the splits hold their own copy of the rows: one copy fewer at the peak
+        del frame  # emptied: its rows moved into the splits
         device = detect_device(settings, run_id)
         candidates = train_candidates(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs

@@ -88,10 +88,25 @@ def load_frame(uri: str) -> pd.DataFrame:
     suffix = Path(uri).suffix.lower()
     source = io.BytesIO(storage.read_bytes(uri)) if storage.is_s3(uri) else _local_file(uri)
     frame = _read_csv(source, uri) if suffix == ".csv" else _read_parquet(source, uri)
+    release_freed_memory()  # what reading went through
     if frame.empty:
         raise DataLoadError(f"{uri} holds no rows")
     logger.info("Loaded %s: %d rows x %d columns", uri, len(frame), frame.shape[1])
     return frame
+
+
+def release_freed_memory() -> None:
+    """Hand the memory of dropped tables back to the system. pyarrow's allocator (what pandas
+    reads from Parquet, text columns) and glibc's (validation's temporaries) keep freed pages
+    for their own reuse, which the next allocations (TensorFlow's) cannot use."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if (libc := ctypes.util.find_library("c")) and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)  # glibc only: musl and macOS have no such call
 
 
 def _local_file(uri: str) -> Path:
@@ -215,7 +230,10 @@ def _read_parquet(source: Source, path: str) -> pd.DataFrame:
         if frame is None:
             if isinstance(source, io.BytesIO):
                 source.seek(0)
-            frame = pd.read_parquet(source)
+            # A block per column, so that a split moving the columns out one at a time frees
+            # each as it goes (tasks/splits.py); and the arrow table freed as it converts.
+            blocks = {"split_blocks": True, "self_destruct": True}
+            frame = pd.read_parquet(source, to_pandas_kwargs=blocks)
         return frame
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise _unreadable_parquet(path, exc) from exc

@@ -91,6 +91,11 @@ def in_chunks(predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame) -> Any:
     parts = [
         predict(X.iloc[start : start + SCORING_ROWS]) for start in range(0, len(X), SCORING_ROWS)
     ]
+    return joined(parts)
+
+
+def joined(parts: list) -> Any:
+    """Predictions made part by part, as one (arrays or frames)."""
     return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
 
 

@@ -8,14 +8,17 @@ pass of predictions, so a network pays its per-call cost once, not once per feat
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tasks.evaluation import (
-    in_chunks,
+    SCORING_ROWS,
+    joined,
     pyplot,
     save,
     score_predictions,
@@ -43,17 +46,24 @@ def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int
     X, y = X.reset_index(drop=True), pd.Series(y)
     baseline = test_scores(estimator, X, y)[0][metric]
     rng = np.random.default_rng(seed)
-    shuffled = []
-    for name in X.columns:
-        for _ in range(REPEATS):
-            copy = X.copy()
-            copy[name] = X[name].to_numpy()[rng.permutation(len(X))]
-            shuffled.append(copy)
-    stacked = pd.concat(shuffled, ignore_index=True)
+
+    def shuffled() -> Iterator[pd.DataFrame]:
+        for name in X.columns:
+            for _ in range(REPEATS):
+                copy = X.copy()
+                copy[name] = X[name].to_numpy()[rng.permutation(len(X))]
+                yield copy
+
+    # The shuffled copies are predicted many at a time (a call per copy would cost the network
+    # more than the work), SCORING_ROWS rows a call: all of them at once, encoded, were the
+    # job's peak memory on a wide table.
     predict = estimator.predict_proba if hasattr(estimator, "classes_") else estimator.predict
-    outputs = in_chunks(predict, stacked)
+    copies, per_call, parts = shuffled(), max(1, SCORING_ROWS // len(X)), []
+    while group := list(itertools.islice(copies, per_call)):
+        parts.append(predict(pd.concat(group, ignore_index=True)))
+    outputs = joined(parts)
     drops = np.empty((len(X.columns), REPEATS))
-    for block in range(len(shuffled)):
+    for block in range(len(X.columns) * REPEATS):
         part = outputs[block * len(X) : (block + 1) * len(X)]
         score = _score(estimator, y, part)[metric]
         drops[divmod(block, REPEATS)] = improvement(metric, baseline, score)

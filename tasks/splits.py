@@ -71,10 +71,14 @@ def split_frame(
     validation_size: float,
     seed: int,
     task: Task = "classification",
+    consume: bool = False,
 ) -> Splits:
     """Hold out a test set, then a validation set from the rest, both stratified: by the
     label for classification; for regression by quantile bins of the target (unstratified
-    when it has too few rows for them), so that each set's targets spread like the whole."""
+    when it has too few rows for them), so that each set's targets spread like the whole.
+
+    With ``consume``, the columns move out of ``frame`` one at a time into the sets (it ends
+    empty), so the rows are not held twice while they are split."""
     from sklearn.model_selection import train_test_split
 
     check_target(frame, target)
@@ -98,11 +102,22 @@ def split_frame(
     # One copy of the rows, in the sets' order; each set is a slice of it (a view). Taken set
     # by set, the rows were copied twice over (the rest, then train and validation from it),
     # which put a second copy on the job's peak memory (see docs/decisions.md).
-    taken = frame.take(np.concatenate([train, val, test]))
+    order = np.concatenate([train, val, test])
+    taken = _moved(frame, order) if consume else frame.take(order)
     features, labels = taken.drop(columns=[target]), taken[target]
     ends = np.cumsum([len(train), len(val)])
     sets = [slice(0, ends[0]), slice(ends[0], ends[1]), slice(ends[1], None)]
     return Splits(*(part for rows in sets for part in (features.iloc[rows], labels.iloc[rows])))
+
+
+def _moved(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` in ``order``, taken column by column, each column dropped from
+    ``frame`` once taken: the source's memory goes as the copy's comes (columns that share a
+    block go with the block's last). Not consolidated: that would copy every number again."""
+    index, columns = frame.index[order], {}
+    for name in list(frame.columns):
+        columns[name] = frame.pop(name).array.take(order)
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _unsplittable(labels: pd.Series, task: Task, exc: ValueError) -> str:

@@ -95,8 +95,8 @@ def test_a_regressor_cross_validates_its_rmse_on_shuffled_folds(diabetes):
 
 
 def test_unknown_baseline_is_named():
-    with pytest.raises(ValueError, match="unknown classification baseline family 'svm'"):
-        build_baseline("svm", seed=0)
+    with pytest.raises(ValueError, match="unknown classification baseline family 'random_forest'"):
+        build_baseline("random_forest", seed=0)
 
 
 def test_plots_are_png_images(tmp_path):

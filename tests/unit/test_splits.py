@@ -71,3 +71,15 @@ def test_classes_too_rare_to_split_are_not_sent_to_regression():
     with pytest.raises(DataLoadError, match="cannot split 'label' into stratified sets") as failed:
         split_frame(frame, "label", 0.2, 0.2, 0)
     assert "--task regression" not in str(failed.value)
+
+
+def test_a_consuming_split_moves_the_rows_out_of_the_frame_unchanged(digits):
+    frame = digits.assign(colour=pd.Series(["red", None, "blue"] * 599, dtype="str"))
+    kept = split_frame(frame, "target", 0.2, 0.2, seed=5)
+    moved = split_frame(frame.copy(), "target", 0.2, 0.2, seed=5, consume=True)
+    for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        expected, actual = getattr(kept, name), getattr(moved, name)
+        assert expected.equals(actual) and expected.index.equals(actual.index), name
+    emptied = frame.copy()
+    split_frame(emptied, "target", 0.2, 0.2, seed=5, consume=True)
+    assert emptied.shape == (len(frame), 0)
