@@ -366,7 +366,7 @@ def predict(
 
 @app.command()
 def export(
-    model: Annotated[str, typer.Argument(help="NAME or NAME@ALIAS [default alias: champion].")],
+    model: Annotated[str, typer.Argument(help="NAME or NAME@ALIAS (default alias: champion).")],
     out: Annotated[Path, typer.Option(help="File to write.")],
     version: Annotated[
         str | None, typer.Option("--version", "-v", help="Version to export, not an alias's.")

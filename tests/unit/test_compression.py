@@ -73,7 +73,7 @@ def test_no_tensorflow_backend_skips_compression_instead_of_failing(
     assert found.tags()["compression_kept"] == "false"
 
 
-@pytest.mark.parametrize("family", ["logistic_regression", "svm"])
+@pytest.mark.parametrize("family", ["logistic_regression", "svm", "gradient_boosting"])
 def test_onnx_predicts_the_labels_and_probabilities_scikit_learn_does(family, rows, tmp_path):
     X_train, X_test, y_train, _ = rows
     estimator = build_baseline(family, 0).fit(X_train, y_train)
