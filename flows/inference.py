@@ -135,17 +135,22 @@ def monitor_batch(
     name, version = reference.model, reference.version
     last_check = check.tags(datetime.now(UTC).isoformat(timespec="seconds"))
     tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": settings.redact(data_uri)}
-    experiment, run_name = f"{name}-predictions", f"predict-{name}"
-    with tracking.tracking_run(settings, experiment, run_name, tags | last_check) as run_id:
+    experiment, run_name, recorded = f"{name}-predictions", f"predict-{name}", None
+    result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
+    with (
+        store.unless_refused(settings, f"The check's MLflow run (experiment {experiment})"),
+        tracking.tracking_run(settings, experiment, run_name, tags | last_check) as run_id,
+    ):
         tracking.log_params(settings, run_id, {"model_version": version, "rows": rows})
-        result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
         publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
-    registry.set_version_tags(settings, name, version, last_check)
+        recorded = run_id
+    with store.unless_refused(settings, f"The check on {name} v{version}'s monitor.* tags"):
+        registry.set_version_tags(settings, name, version, last_check)
     training_data = settings.training_data_uri or model["data_uri"]
     details = {"data_uri": data_uri, "training_data_uri": training_data, "target": model["target"]}
     redacted = {key: settings.redact(value) for key, value in details.items()}
     events.announce_drift(check, redacted, str(flow_run.id))
-    return check, run_id
+    return check, recorded
 
 
 @flow(name="predict")

@@ -4,6 +4,7 @@ embedded store, and what an unreachable tracking server looks like."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from tasks.errors import PlatformError, causes
 from tasks.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryError(PlatformError):
@@ -95,6 +98,21 @@ def unreachable(settings: Settings, exc: BaseException) -> str | None:
 
 # MLflow's own words for a refused REST call (mlflow.utils.rest_utils.verify_rest_response).
 _REFUSED = re.compile(r"endpoint (\S+) failed with error code (401|403) != 200")
+
+
+@contextmanager
+def unless_refused(settings: Settings, what: str) -> Iterator[None]:
+    """Go on without ``what`` when the tracking server refuses this account the permission to
+    write it (403): a record a read-only account may not keep (a reviewer scoring a batch
+    leaves no monitoring tags); a warning names what was left out and why. Anything else
+    raises."""
+    try:
+        yield
+    except Exception as exc:
+        found = [m for seen in causes(exc) if (m := _REFUSED.search(str(seen)))]
+        if not found or found[0].group(2) != "403":
+            raise
+        logger.warning("%s not recorded: %s", what, refused(settings, exc))
 
 
 def refused(settings: Settings, exc: BaseException) -> str | None:

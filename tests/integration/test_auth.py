@@ -202,6 +202,9 @@ def test_a_reviewer_scores_a_batch_with_the_champion_through_both_apis(servers, 
     output = servers["folder"] / "home" / "scored.csv"
     done = mlops(servers, "reviewer", "predict", "--output", str(output), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
+    # READ keeps no records on the version: the batch is still checked, and the warning says so
+    assert "monitor.* tags not recorded" in done.stderr and "'reviewer'" in done.stderr
+    assert "detected" in json.loads(done.stdout.splitlines()[-1])["drift"]
     assert (
         json.loads(done.stdout.splitlines()[-1])["rows"]
         == 1797
