@@ -155,9 +155,9 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def mlops_stack(home: Path, free_port, **extra_env: str):
-    """`mlops up` then `mlops serve` for one home (with ``extra_env`` set), exactly as the
-    README tells a user: its home, environment, servers and processes."""
+def mlops_stack(home: Path, free_port, serve_options: tuple[str, ...] = (), **extra_env: str):
+    """`mlops up` then `mlops serve SERVE_OPTIONS` for one home (with ``extra_env`` set), exactly
+    as the README tells a user: its home, environment, servers and processes."""
     env = {
         **{
             k: v
@@ -179,7 +179,11 @@ def mlops_stack(home: Path, free_port, **extra_env: str):
         servers = json.loads(servers_file.read_text())
         serve_log = (home / "serve.log").open("w")
         serve = subprocess.Popen(  # from another directory: flows load as installed modules
-            [MLOPS, "serve"], stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=home
+            [MLOPS, "serve", *serve_options],
+            stdout=serve_log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
         )
         yield {"home": home, "env": env, "servers": servers, "serve": serve, "up": up}
     finally:

@@ -28,7 +28,10 @@ DEPLOYMENTS = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, free_port):
     """`mlops up` then `mlops serve` for one home, exactly as the README tells a user."""
-    with mlops_stack(tmp_path_factory.mktemp("stack"), free_port) as started:
+    # No automations: a drifted batch scored here would start retraining runs in `mlops serve`,
+    # which Ctrl-C then waits for (tests/integration/test_closed_loop.py tests them).
+    folder = tmp_path_factory.mktemp("stack")
+    with mlops_stack(folder, free_port, ("--no-automations",)) as started:
         yield started
 
 

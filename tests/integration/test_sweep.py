@@ -126,7 +126,7 @@ def task_runs(flow_run_id: str) -> list:
 
 def test_search_space_grid_is_every_combination_and_random_a_sample_of_it():
     grid = search_space("grid", seed=1)
-    assert len(grid) == 4 + 3 + 4
+    assert len(grid) == 4 + 4 + 3 + 2  # network, boosting, logistic, svm
     assert {c.family for c in grid} == set(SPACE)
     assert len({c.name for c in grid}) == len(grid)
     drawn = search_space("random", seed=1, samples=2)
