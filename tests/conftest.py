@@ -57,6 +57,24 @@ def digits() -> pd.DataFrame:
     return load_frame("builtin:digits")
 
 
+@pytest.fixture
+def stored_model(home, digits):
+    """A logistic regression fitted on 400 digits rows, stored as a training run stores its
+    model (in an experiment "toy" of the fresh home): the settings, and the logged model."""
+    from tasks import packaging, tracking
+    from tasks.baselines import build_baseline
+    from tasks.settings import load_settings
+
+    settings = load_settings()
+    features = [c for c in digits.columns if c != "target"]
+    estimator = build_baseline("logistic_regression", seed=0).fit(
+        digits[features].iloc[:400], digits["target"].iloc[:400]
+    )
+    with tracking.tracking_run(settings, "toy", "toy", {}) as run_id:
+        logged = packaging.log_model(settings, run_id, estimator, features, digits.head(5))
+    return settings, logged
+
+
 @pytest.fixture(scope="session")
 def bad_files(digits, tmp_path_factory) -> dict[str, tuple[Path, str]]:
     """Files of the kinds users really send, each with the words its rejection must contain."""

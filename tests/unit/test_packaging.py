@@ -25,14 +25,9 @@ def test_a_logged_model_predicts_from_its_store_what_the_estimator_predicts(home
     np.testing.assert_allclose(probabilities, estimator.predict_proba(rows.head(50)), atol=1e-6)
 
 
-def test_integer_rows_are_widened_where_the_signature_expects_doubles(home, digits):
-    settings = load_settings()
+def test_integer_rows_are_widened_where_the_signature_expects_doubles(stored_model, digits):
+    settings, logged = stored_model
     features = [c for c in digits.columns if c != "target"]
-    estimator = build_baseline("logistic_regression", seed=0).fit(
-        digits[features].iloc[:400], digits["target"].iloc[:400]
-    )
-    with tracking.tracking_run(settings, "toy", "toy", {}) as run_id:
-        logged = packaging.log_model(settings, run_id, estimator, features, digits.head(5))
     model = packaging.load_model(settings, logged.uri)
     integers = digits[features].head(3).astype("int64")  # a CSV of whole numbers reads so
     widened = packaging.conform(model, integers)

@@ -13,8 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import packaging, processes, serving, tracking
-from tasks.baselines import build_baseline
+from tasks import packaging, processes, serving
 from tasks.settings import load_settings
 
 
@@ -118,15 +117,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_stored_model_served_for_real_answers_its_canary_and_refuses_a_wrong_request(
-    home, digits
+    stored_model,
 ):
-    settings = load_settings()
-    features = [c for c in digits.columns if c != "target"]
-    estimator = build_baseline("logistic_regression", seed=0).fit(
-        digits[features].iloc[:400], digits["target"].iloc[:400]
-    )
-    with tracking.tracking_run(settings, "toy", "toy", {}) as run_id:
-        logged = packaging.log_model(settings, run_id, estimator, features, digits.head(5))
+    settings, logged = stored_model
     checked = serving.check(settings, logged, settings.serve_check_timeout)
     assert checked.tags()["serve_check"] == "true"
     assert 0 < float(checked.tags()["serve_check_latency_ms"]) < 30_000
