@@ -105,8 +105,9 @@ def release_freed_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    if (libc := ctypes.util.find_library("c")) and hasattr(ctypes.CDLL(libc), "malloc_trim"):
-        ctypes.CDLL(libc).malloc_trim(0)  # glibc only: musl and macOS have no such call
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if hasattr(libc, "malloc_trim"):  # glibc only: musl and macOS have no such call
+        libc.malloc_trim(0)
 
 
 def _local_file(uri: str) -> Path:
