@@ -7,7 +7,7 @@ import logging
 from prefect.input import RunInput
 from pydantic import Field
 
-from tasks import promotion
+from tasks.evaluation import promotion
 
 logger = logging.getLogger(__name__)
 

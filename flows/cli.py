@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tasks.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice, TaskOption
+from tasks.core.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice, TaskOption
 
 app = typer.Typer(
     name="mlops",
@@ -133,7 +133,7 @@ def train(
 ) -> None:
     """Run the training flow once, now: validate, train, evaluate, register, promote."""
     settings = _prepare()
-    from tasks.jobs import check_inputs
+    from tasks.registry.jobs import check_inputs
 
     _run(check_inputs, settings, data, model_name, suite)
     _prefect_api(settings)
@@ -180,12 +180,12 @@ def validate(
 ) -> None:
     """Check data against a Great Expectations suite, without training."""
     settings = _prepare()
-    from tasks import data as data_module
-    from tasks import validation
+    from tasks.data import sources
+    from tasks.quality import validation
 
     def check() -> validation.ValidationReport:
         suite_path = validation.resolve_suite(suite, settings.suites_dir)
-        return validation.validate_frame(data_module.load_frame(data), suite_path)
+        return validation.validate_frame(sources.load_frame(data), suite_path)
 
     report = _run(check)
     if as_json:  # the whole report, rejected or not: every failure with its counts
@@ -238,12 +238,12 @@ def suite_suggest(
     and the columns left out with why: identifiers, free text, dates, constants), the task,
     ranges, null rates, value sets. Review it (and its meta.features) before committing."""
     settings = _prepare()
-    from tasks import data as data_module
-    from tasks import validation
-    from tasks.suggest import suggest_suite
+    from tasks.data import sources
+    from tasks.quality import validation
+    from tasks.quality.suggest import suggest_suite
 
     def suggest() -> Path:
-        frame = data_module.load_frame(data)
+        frame = sources.load_frame(data)
         label = target if target in frame.columns else None
         chosen = None if task == TaskOption.auto else task.value
         suite = suggest_suite(frame, name, label, chosen)
@@ -267,9 +267,9 @@ def models(
 ) -> None:
     """List registered versions with their aliases and key metrics."""
     settings = _prepare()
-    from tasks import registry
+    from tasks.registry import versions
 
-    rows = _run(registry.describe_versions, settings, name)
+    rows = _run(versions.describe_versions, settings, name)
     if as_json:
         _print_json(rows)
         return
@@ -316,9 +316,9 @@ def promote(
 ) -> None:
     """Move an alias to a READY version; the version records who, when, why and the previous."""
     settings = _prepare()
-    from tasks import registry
+    from tasks.registry import versions
 
-    record = _run(registry.assign_alias, settings, name, version, alias, _actor(), reason)
+    record = _run(versions.assign_alias, settings, name, version, alias, _actor(), reason)
     _print_move(record, as_json)
 
 
@@ -331,9 +331,9 @@ def rollback(
 ) -> None:
     """Return an alias (champion by default) to the version that held it before."""
     settings = _prepare()
-    from tasks import registry
+    from tasks.registry import versions
 
-    record = _run(registry.rollback_alias, settings, name, alias, _actor(), reason)
+    record = _run(versions.rollback_alias, settings, name, alias, _actor(), reason)
     _print_move(record, as_json)
 
 
@@ -387,10 +387,10 @@ def export(
     if alias and version:
         raise typer.BadParameter("name a version by NAME@ALIAS or by --version, not both")
     settings = _prepare()
-    from tasks import compression
+    from tasks.registry import exports
 
     chosen = fmt.value if fmt else None
-    result = _run(compression.export, settings, name, alias or "champion", version, out, chosen)
+    result = _run(exports.export, settings, name, alias or "champion", version, out, chosen)
     if as_json:
         _print_json(result)
         return
@@ -488,10 +488,10 @@ def serve_model(
     model is loaded. The same server checks every version before it takes an alias."""
     name, _, alias = model.partition("@")
     settings = _prepare()
-    from tasks import registry, serving
+    from tasks.registry import serving, versions
 
-    alias = alias or registry.CHAMPION
-    found = _run(registry.aliased_version, settings, name, alias)
+    alias = alias or versions.CHAMPION
+    found = _run(versions.aliased_version, settings, name, alias)
     uri = f"models:/{name}/{found.version}"
     body = _run(serving.example_request, settings, uri)
     url = f"http://{host}:{port}"
@@ -504,7 +504,7 @@ def serve_model(
 
 def _prepare():
     """The command's settings, read once; its log lines on stderr, secrets masked."""
-    from tasks.settings import load_settings
+    from tasks.platform.settings import load_settings
 
     settings = _state["settings"] = load_settings()
     _configure_logging(_state["debug"])
@@ -559,7 +559,7 @@ def _quiet_third_party() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from tasks.settings import log_handlers
+    from tasks.platform.settings import log_handlers
 
     for handler in log_handlers():
         if type(handler).__name__ == "PrefectConsoleHandler":
@@ -573,8 +573,8 @@ def _drop_errors(record: logging.LogRecord) -> bool:
 
 def _describe(exc: Exception) -> str:
     from flows.runs import refused_by_prefect
-    from tasks.errors import PlatformError
-    from tasks.store import refused, unreachable
+    from tasks.core.errors import PlatformError
+    from tasks.registry.store import refused, unreachable
 
     if isinstance(exc, PlatformError):
         return str(exc)

@@ -8,8 +8,8 @@ from prefect.types.entrypoint import EntrypointType
 from flows.inference import predict_flow
 from flows.promotion import promote_flow, rollback_flow
 from flows.training import training_flow
-from tasks import events
-from tasks.settings import Settings
+from tasks.platform import events
+from tasks.platform.settings import Settings
 
 TAGS = ["mlops"]
 # Flow runs import `flows.training` and friends as installed modules, whatever the directory

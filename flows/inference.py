@@ -15,10 +15,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.runners import task_runner
 from flows.runs import FLOW_RUN_TAG, publish_report
-from tasks import data, drift, events, monitoring, packaging, registry, store, tracking, validation
-from tasks.monitoring import BatchCheck, BatchTally, Reference
-from tasks.packaging import PredictionSummary
-from tasks.settings import Settings, load_settings
+from tasks.data import sources
+from tasks.platform import events
+from tasks.platform.settings import Settings, load_settings
+from tasks.quality import drift, monitoring, validation
+from tasks.quality.monitoring import BatchCheck, BatchTally, Reference
+from tasks.registry import packaging, store, tracking, versions
+from tasks.registry.packaging import PredictionSummary
 
 logger = logging.getLogger(__name__)
 step = task(cache_policy=NO_CACHE)
@@ -32,11 +35,11 @@ _DASK_IN_FLIGHT = 4
 def resolve_model(settings: Settings, model: str) -> dict[str, str]:
     """NAME or NAME@ALIAS (champion by default) to the version, its suite and its label column."""
     name, _, alias = model.partition("@")
-    alias = alias or registry.CHAMPION
-    version = registry.alias_holder(settings, name, alias)
+    alias = alias or versions.CHAMPION
+    version = versions.alias_holder(settings, name, alias)
     if version is None:
         raise store.RegistryError(f"{name} has no version with alias {alias!r}")
-    ready = registry.ready_version(settings, name, version)
+    ready = versions.ready_version(settings, name, version)
     return {
         "name": name,
         "alias": alias,
@@ -55,8 +58,8 @@ def read_reference(settings: Settings, model: dict[str, str]) -> Reference:
     return Reference(
         name,
         version,
-        registry.read_version_json(settings, name, version, drift.PROFILE_FILE),
-        registry.read_version_json(settings, name, version, monitoring.PREDICTIONS_FILE),
+        versions.read_version_json(settings, name, version, drift.PROFILE_FILE),
+        versions.read_version_json(settings, name, version, monitoring.PREDICTIONS_FILE),
     )
 
 
@@ -145,7 +148,7 @@ def monitor_batch(
         publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
         recorded = run_id
     with store.unless_refused(settings, f"The check on {name} v{version}'s monitor.* tags"):
-        registry.set_version_tags(settings, name, version, last_check)
+        versions.set_version_tags(settings, name, version, last_check)
     training_data = settings.training_data_uri or model["data_uri"]
     details = {"data_uri": data_uri, "training_data_uri": training_data, "target": model["target"]}
     redacted = {key: settings.redact(value) for key, value in details.items()}
@@ -173,14 +176,14 @@ def predict_flow(
         model: NAME or NAME@ALIAS of a registered model (champion by default).
     """
     settings = load_settings()
-    data.check_uri(data_uri)
-    data.check_output_uri(output_uri, settings.allowed_output_roots())
+    sources.check_uri(data_uri)
+    sources.check_output_uri(output_uri, settings.allowed_output_roots())
     started = time.perf_counter()
     resolved = resolve_model(settings, model)
     reference = read_reference(settings, resolved)
-    partitions = data.iter_partitions(data_uri, settings.partition_rows)
+    partitions = sources.iter_partitions(data_uri, settings.partition_rows)
     summary, unseen, counted = PredictionSummary(), Counter(), BatchTally()
-    with data.table_writer(output_uri) as table:
+    with sources.table_writer(output_uri) as table:
         for index, (predictions, new, part) in enumerate(
             scored(settings, partitions, resolved, reference)
         ):

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tasks import processes
-from tasks.errors import PlatformError
-from tasks.settings import Settings
+from tasks.core import processes
+from tasks.core.errors import PlatformError
+from tasks.platform.settings import Settings
 
 
 class LocalServerError(PlatformError):

@@ -6,8 +6,8 @@ from typing import Literal
 
 from prefect import flow, task
 
-from tasks import registry
-from tasks.settings import Settings, load_settings
+from tasks.platform.settings import Settings, load_settings
+from tasks.registry import versions
 
 Alias = Literal["champion", "challenger"]
 
@@ -16,14 +16,14 @@ Alias = Literal["champion", "challenger"]
 def move_alias(
     settings: Settings, model_name: str, version: str, alias: str, reason: str, requested_by: str
 ) -> dict:
-    return registry.assign_alias(settings, model_name, version, alias, requested_by, reason)
+    return versions.assign_alias(settings, model_name, version, alias, requested_by, reason)
 
 
 @task(name="roll back alias")
 def roll_back_alias(
     settings: Settings, model_name: str, alias: str, reason: str, requested_by: str
 ) -> dict:
-    return registry.rollback_alias(settings, model_name, alias, requested_by, reason)
+    return versions.rollback_alias(settings, model_name, alias, requested_by, reason)
 
 
 @flow(name="promote")

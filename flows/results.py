@@ -19,8 +19,8 @@ from pathlib import Path
 from prefect.filesystems import WritableFileSystem
 from pydantic import PrivateAttr
 
-from tasks import storage
-from tasks.settings import Settings
+from tasks.data import storage
+from tasks.platform.settings import Settings
 
 logger = logging.getLogger(__name__)
 

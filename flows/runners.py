@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tasks.errors import PlatformError, first_line
-from tasks.settings import Settings
+from tasks.core.errors import PlatformError, first_line
+from tasks.platform.settings import Settings
 
 # A scheduler that accepts the connection answers Dask's handshake at once, or never.
 _HANDSHAKE_SECONDS = 10

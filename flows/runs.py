@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tasks import tracking
-from tasks.errors import causes
-from tasks.settings import Settings
+from tasks.core.errors import causes
+from tasks.platform.settings import Settings
+from tasks.registry import tracking
 
 logger = logging.getLogger(__name__)
 # The MLflow run's tag naming its Prefect flow run: how a crashed run's flow run is found.

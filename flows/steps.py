@@ -24,35 +24,19 @@ from threadpoolctl import threadpool_limits
 from flows.results import SignedResults, result_storage
 from flows.runs import FLOW_RUN_TAG, mark_crashed, publish_report
 from flows.sweep import run_sweep
-from tasks import (
-    compression,
-    data,
-    devices,
-    drift,
-    evaluation,
-    events,
-    evidence,
-    explanations,
-    faults,
-    features,
-    jobs,
-    monitoring,
-    preprocessing,
-    registration,
-    registry,
-    snapshots,
-    storage,
-    tracking,
-    training,
-    validation,
-)
-from tasks.checkpoints import claimed
-from tasks.features import ModelInputs
-from tasks.outcomes import CandidateResults, TrainingResult
-from tasks.settings import Settings
-from tasks.splits import Splits, check_target, split_frame
-from tasks.store import registry_lock
-from tasks.sweep import search_space
+from tasks.data import features, snapshots, sources, storage
+from tasks.data.features import ModelInputs
+from tasks.data.splits import Splits, check_target, split_frame
+from tasks.evaluation import compression, evidence, explanations, scoring
+from tasks.evaluation.sweep import search_space
+from tasks.models import devices, preprocessing, training
+from tasks.models.checkpoints import claimed
+from tasks.platform import events, faults
+from tasks.platform.outcomes import CandidateResults, TrainingResult
+from tasks.platform.settings import Settings
+from tasks.quality import drift, monitoring, validation
+from tasks.registry import jobs, registration, tracking, versions
+from tasks.registry.store import registry_lock
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +68,7 @@ def repair_registry(settings: Settings, model_name: str) -> list[str]:
     """Finish or undo the registrations a killed run left half-done, before anything else;
     end the runs a killed process left RUNNING, in MLflow and in Prefect."""
     with registry_lock(settings):
-        done = registry.repair(settings, model_name)
+        done = versions.repair(settings, model_name)
     for run, why in tracking.end_abandoned(settings, model_name):
         mark_crashed(run.data.tags.get(FLOW_RUN_TAG), why)
     return done
@@ -95,10 +79,10 @@ def load_data(settings: Settings, run_id: str, uri: str, target: str, suite: str
     """The rows, refused with the reason (also as the run's validation report) when they
     cannot be read or lack the label column, before anything is stored."""
     try:
-        frame = data.load_frame(uri)
+        frame = sources.load_frame(uri)
         check_target(frame, target)
         return frame
-    except data.DataLoadError as exc:
+    except sources.DataLoadError as exc:
         report = validation.ValidationReport.for_unreadable(suite, str(exc))
         tracking.log_json(settings, run_id, report.to_dict(), "validation/result.json")
         raise
@@ -136,7 +120,7 @@ def find_identical_job(
 ) -> TrainingResult | None:
     """The result of the version an identical job (same data, parameters and code) registered,
     if any: nothing to train."""
-    version = registry.find_job(settings, model_name, job_key)
+    version = versions.find_job(settings, model_name, job_key)
     if version is None:
         return None
     tracking.set_run_tags(
@@ -155,7 +139,7 @@ def find_identical_job(
         drift.DriftReport.not_checked(
             "identical job skipped", settings.drift_psi_threshold, settings.drift_alpha
         ),
-        registry.alias_holder(settings, model_name, registry.CHAMPION),
+        versions.alias_holder(settings, model_name, versions.CHAMPION),
     )
 
 
@@ -225,9 +209,9 @@ def check_drift(
     settings: Settings, run_id: str, model_name: str, frame: pd.DataFrame, mode: str
 ) -> drift.DriftReport:
     """New data against the champion's training profile; `fail` stops before training."""
-    champion = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    champion = versions.alias_holder(settings, model_name, versions.CHAMPION)
     reference = (
-        registry.read_version_json(settings, model_name, champion, drift.PROFILE_FILE)
+        versions.read_version_json(settings, model_name, champion, drift.PROFILE_FILE)
         if champion
         else None
     )
@@ -277,7 +261,7 @@ def split_data(
         inputs.task,
         consume=True,
     )
-    data.release_freed_memory()
+    sources.release_freed_memory()
     sampled = min(settings.baseline_rows, len(rows.X_train))
     tracking.log_params(settings, run_id, {**rows.sizes(), "baseline_rows": sampled})
     return rows
@@ -325,7 +309,7 @@ def score_candidate(
     # the last one out could leave it at one for the rest of the process.
     one_thread = family != training.KERAS_FAMILY
     with threadpool_limits(1) if one_thread else contextlib.nullcontext():
-        scores, outputs = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
+        scores, outputs = scoring.test_scores(estimator, splits.X_test, splits.y_test)
     tracking.log_metrics(settings, run_id, {f"{family}.{k}": v for k, v in scores.items()})
     tracking.log_fit(settings, run_id, family, estimator)
     return scores, outputs
@@ -340,7 +324,7 @@ def cross_validate(
     job_key: str,
     inputs: ModelInputs,
 ) -> dict[str, float]:
-    return evaluation.cross_validated(
+    return scoring.cross_validated(
         training.build_candidate(
             family, epochs, settings.seed, task=inputs.task, types=inputs.encoding
         ),
@@ -422,7 +406,7 @@ def fit_candidates(
     reused = sorted(family for family, state in states.items() if state.name == "Cached")
     # In the candidates' order, the network first: it wins a tie.
     scores = {family: outcome[0] for family, outcome in outcomes.items()}
-    best = evaluation.best_candidate(scores, settings.promotion_policy(inputs.task).metric)
+    best = scoring.best_candidate(scores, settings.promotion_policy(inputs.task).metric)
     # Only the best one's outputs go on (to the plots): the others' go with this call.
     return CandidateResults(best, estimators[best], scores, outcomes[best][1], {}, reused)
 
@@ -518,14 +502,14 @@ def plot_evaluation(
         if hasattr(candidates.estimator, "classes_"):
             classes = candidates.estimator.classes_
             paths = [
-                evaluation.plot_confusion_matrix(
+                scoring.plot_confusion_matrix(
                     splits.y_test,
                     classes[outputs.argmax(axis=1)],
                     classes,
                     f"{family}: confusion matrix (test set)",
                     folder / "confusion_matrix.png",
                 ),
-                evaluation.plot_roc_curves(
+                scoring.plot_roc_curves(
                     splits.y_test,
                     outputs,
                     classes,
@@ -535,13 +519,13 @@ def plot_evaluation(
             ]
         else:
             paths = [
-                evaluation.plot_predicted_vs_actual(
+                scoring.plot_predicted_vs_actual(
                     splits.y_test,
                     outputs,
                     f"{family}: predicted vs actual (test set)",
                     folder / "predicted_vs_actual.png",
                 ),
-                evaluation.plot_residuals(
+                scoring.plot_residuals(
                     splits.y_test,
                     outputs,
                     f"{family}: residuals (test set)",

@@ -18,9 +18,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from flows.runners import task_runner
-from tasks import evaluation, sweep, tracking, training
-from tasks.settings import Settings
-from tasks.splits import Splits
+from tasks.data.splits import Splits
+from tasks.evaluation import scoring, sweep
+from tasks.models import training
+from tasks.platform.settings import Settings
+from tasks.registry import tracking
 
 step = task(cache_policy=NO_CACHE)
 
@@ -106,7 +108,7 @@ def refit_best(
         splits.y_val,
     )
     tracking.log_fit(settings, run_id, candidate.family, estimator)
-    scores, probabilities = evaluation.test_scores(estimator, splits.X_test, splits.y_test)
+    scores, probabilities = scoring.test_scores(estimator, splits.X_test, splits.y_test)
     chosen = {f"sweep.best.{k}": v for k, v in candidate.params.items()}
     tracking.log_params(settings, run_id, {"sweep.best": candidate.name, **chosen})
     return estimator, scores, probabilities

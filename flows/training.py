@@ -37,10 +37,10 @@ from flows.steps import (
     validate_data,
     weigh_evidence,
 )
-from tasks import jobs, registry, tracking
-from tasks.outcomes import Lineage, TrainingResult
-from tasks.parameters import DriftMode, Epochs, Seconds, TaskChoice
-from tasks.settings import load_settings
+from tasks.core.parameters import DriftMode, Epochs, Seconds, TaskChoice
+from tasks.platform.outcomes import Lineage, TrainingResult
+from tasks.platform.settings import load_settings
+from tasks.registry import jobs, tracking, versions
 
 
 @flow(name="training")
@@ -143,5 +143,5 @@ def training_flow(
         if version is None:  # an identical job registered while this one trained
             return find_identical_job(settings, run_id, model_name, job_key, snapshot).to_json()
         announce_decision(model_name, version.version, decision)
-    holder = registry.alias_holder(settings, model_name, registry.CHAMPION)
+    holder = versions.alias_holder(settings, model_name, versions.CHAMPION)
     return TrainingResult.trained(lineage, version.version, candidates, decision, holder).to_json()

@@ -111,7 +111,9 @@ def ensure_experiment(admin: Server, name: str, artifact_root: str) -> str:
     found = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name", experiment_name=name)
     if found is not None:
         return found["experiment"]["experiment_id"]
-    location = f"{artifact_root.rstrip('/')}/mlflow/{name}"  # as tasks/tracking.py makes it
+    location = (
+        f"{artifact_root.rstrip('/')}/mlflow/{name}"  # as tasks/registry/tracking.py makes it
+    )
     made = admin.call(
         "POST", "/api/2.0/mlflow/experiments/create", {"name": name, "artifact_location": location}
     )
@@ -122,7 +124,9 @@ def ensure_experiment(admin: Server, name: str, artifact_root: str) -> str:
 def ensure_registered_model(admin: Server, name: str) -> None:
     if admin.call("GET", "/api/2.0/mlflow/registered-models/get", name=name) is not None:
         return
-    description = f"Model trained by the mlops training flow ({name})."  # as tasks/registry.py
+    description = (
+        f"Model trained by the mlops training flow ({name})."  # as tasks/registry/versions.py
+    )
     admin.call(
         "POST",
         "/api/2.0/mlflow/registered-models/create",

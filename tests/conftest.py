@@ -52,7 +52,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def digits() -> pd.DataFrame:
-    from tasks.data import load_frame
+    from tasks.data.sources import load_frame
 
     return load_frame("builtin:digits")
 
@@ -61,9 +61,9 @@ def digits() -> pd.DataFrame:
 def stored_model(home, digits):
     """A logistic regression fitted on 400 digits rows, stored as a training run stores its
     model (in an experiment "toy" of the fresh home): the settings, and the logged model."""
-    from tasks import packaging, tracking
-    from tasks.baselines import build_baseline
-    from tasks.settings import load_settings
+    from tasks.models.baselines import build_baseline
+    from tasks.platform.settings import load_settings
+    from tasks.registry import packaging, tracking
 
     settings = load_settings()
     features = [c for c in digits.columns if c != "target"]

@@ -3,10 +3,10 @@
 Run: `.venv/bin/python tests/benchmarks/bench_export.py [--epochs 60] [--rows 100000]`.
 Splits digits as the job does (60/20/20, stratified, seed 42), fits the network and the
 scikit-learn baselines, and makes the network's int8 TFLite variant and the best baseline's
-ONNX file as the training flow does (tasks/compression.py, which also times the step). Then,
-on this CPU: each file's size, its test accuracy, and its latency per 1,000 rows, on the 360
-test rows in one call (what a version's tags record) and on a batch of ``--rows`` digits rows
-drawn with replacement.
+ONNX file as the training flow does (tasks/evaluation/compression.py, which also times the
+step). Then, on this CPU: each file's size, its test accuracy, and its latency per 1,000 rows,
+on the 360 test rows in one call (what a version's tags record) and on a batch of ``--rows``
+digits rows drawn with replacement.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks import compression, evaluation, training
-from tasks.data import load_frame
-from tasks.splits import split_frame
+from tasks.data.sources import load_frame
+from tasks.data.splits import split_frame
+from tasks.evaluation import compression, scoring
+from tasks.models import training
 
 
 def file_runner(path: Path):
@@ -51,9 +52,9 @@ def main() -> None:
         fitted[family] = training.fit_candidate(
             estimator, splits.X_train, splits.y_train, splits.X_val, splits.y_val
         )
-        scores[family] = evaluation.test_scores(fitted[family], X_test, y_test)[0]
+        scores[family] = scoring.test_scores(fitted[family], X_test, y_test)[0]
     baselines = [f for f in fitted if f != training.KERAS_FAMILY]
-    best = evaluation.best_candidate({f: scores[f] for f in baselines}, "test_accuracy")
+    best = scoring.best_candidate({f: scores[f] for f in baselines}, "test_accuracy")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for family in (training.KERAS_FAMILY, best):

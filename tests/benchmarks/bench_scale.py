@@ -36,12 +36,12 @@ def bare(path: str, epochs: int, baselines: bool) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import pandas as pd
 
-    from tasks.baselines import BASELINES, build_baseline
-    from tasks.evaluation import best_candidate, score_probabilities
-    from tasks.network import KerasMLPClassifier
-    from tasks.settings import Settings
-    from tasks.splits import split_frame
-    from tasks.training import KERAS_FAMILY, fit_candidate
+    from tasks.data.splits import split_frame
+    from tasks.evaluation.scoring import best_candidate, score_probabilities
+    from tasks.models.baselines import BASELINES, build_baseline
+    from tasks.models.network import KerasMLPClassifier
+    from tasks.models.training import KERAS_FAMILY, fit_candidate
+    from tasks.platform.settings import Settings
 
     splits = split_frame(pd.read_parquet(path), "target", 0.2, 0.2, 42)
     model = KerasMLPClassifier(epochs=epochs, random_state=42).fit(

@@ -27,7 +27,7 @@ def train(path: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import keras
 
-    from tasks.network import KerasMLPClassifier
+    from tasks.models.network import KerasMLPClassifier
 
     keras.ops.ones(1)  # the backend's runtime up, so the baseline holds it
     baseline = _peak_rss()

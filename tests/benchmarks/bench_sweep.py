@@ -24,7 +24,7 @@ import time
 
 from harness import dask_cluster
 
-from tasks import tracking
+from tasks.registry import tracking
 
 TARGET_RATIO = 1.7
 # The workers' environment in infra/: a worker of one thread runs on one core (Dask already
@@ -68,11 +68,11 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.data import load_frame
-    from tasks.devices import detect_device
-    from tasks.settings import Settings
-    from tasks.splits import split_frame
-    from tasks.sweep import search_space
+    from tasks.data.sources import load_frame
+    from tasks.data.splits import split_frame
+    from tasks.evaluation.sweep import search_space
+    from tasks.models.devices import detect_device
+    from tasks.platform.settings import Settings
 
     with tempfile.TemporaryDirectory() as home, prefect_test_harness():
         os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # for the worker processes

@@ -17,11 +17,11 @@ from mlflow import MlflowClient
 
 from flows.inference import predict_flow
 from flows.training import training_flow
-from tasks.data import DataLoadError
-from tasks.features import FeatureError
-from tasks.settings import load_settings
-from tasks.suggest import suggest_suite
-from tasks.validation import DataValidationError
+from tasks.data.features import FeatureError
+from tasks.data.sources import DataLoadError
+from tasks.platform.settings import load_settings
+from tasks.quality.suggest import suggest_suite
+from tasks.quality.validation import DataValidationError
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,13 @@ from mlflow import MlflowClient
 
 from flows.inference import predict_flow
 from flows.training import training_flow
-from tasks.data import DataLoadError
-from tasks.drift import DriftDetectedError, plot_filename
-from tasks.registry import describe_versions
-from tasks.settings import load_settings
-from tasks.snapshots import frame_sha256
-from tasks.storage import local_path
-from tasks.validation import DataValidationError
+from tasks.data.snapshots import frame_sha256
+from tasks.data.sources import DataLoadError
+from tasks.data.storage import local_path
+from tasks.platform.settings import load_settings
+from tasks.quality.drift import DriftDetectedError, plot_filename
+from tasks.quality.validation import DataValidationError
+from tasks.registry.versions import describe_versions
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import MLOPS, mlops_stack, run_mlops, wait_until
 from mlflow import MlflowClient
 
-from tasks import events
+from tasks.platform import events
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def champion(stack, prefect) -> str:
 
 def shifted_batch(path) -> str:
     """Digits moved one pixel to the right: every value valid, the distribution not."""
-    from tasks.data import load_frame
+    from tasks.data.sources import load_frame
 
     pixels = load_frame("builtin:digits").drop(columns="target")
     images = pixels.to_numpy().reshape(-1, 8, 8)

@@ -274,7 +274,7 @@ def mlops(stack, *args: str, env: dict[str, str] | None = None, **options):
 def test_commands_of_an_up_home_use_its_prefect_server(stack, prefect, registry, tmp_path):
     """From any directory, with relative paths: no PREFECT_API_URL set, the flow run is on
     the server `mlops up` started, and progress is on the command's own stderr."""
-    from tasks.data import load_frame
+    from tasks.data.sources import load_frame
 
     load_frame("builtin:digits").to_csv(tmp_path / "digits.csv", index=False)
     done = mlops(

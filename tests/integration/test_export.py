@@ -14,8 +14,9 @@ import pytest
 from conftest import run_mlops
 from mlflow import MlflowClient
 
-from tasks import packaging, training
-from tasks.settings import load_settings
+from tasks.models import training
+from tasks.platform.settings import load_settings
+from tasks.registry import packaging
 
 pytestmark = pytest.mark.slow
 

@@ -48,7 +48,7 @@ def assert_consistent(tracking_uri: str, model: str = "digits") -> dict[str, str
         for alias, version in sorted(client.get_registered_model(model).aliases.items()):
             aliases[str(version)] = ",".join(filter(None, [aliases[str(version)], alias]))
     if aliases:
-        from tasks.data import load_frame
+        from tasks.data.sources import load_frame
 
         mlflow.set_tracking_uri(tracking_uri)
         champion = mlflow.pyfunc.load_model(f"models:/{model}@champion")

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import MLOPS, run_mlops
 
-from tasks import packaging
-from tasks.processes import answers
-from tasks.settings import load_settings
+from tasks.core.processes import answers
+from tasks.platform.settings import load_settings
+from tasks.registry import packaging
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 
 from flows.inference import predict_flow
 from flows.training import training_flow
-from tasks.settings import load_settings
-from tasks.storage import StorageError
+from tasks.data.storage import StorageError
+from tasks.platform.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -196,7 +196,7 @@ def test_canary_secrets_reach_no_log_param_tag_artifact_or_prefect_record(
 def test_log_records_are_redacted_at_the_boundary(on_s3, monkeypatch, capfd):
     import logging
 
-    from tasks.settings import load_settings
+    from tasks.platform.settings import load_settings
 
     monkeypatch.setenv("AWS_SESSION_TOKEN", "canary-session-token-51d2")
     settings = load_settings()

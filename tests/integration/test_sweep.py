@@ -18,10 +18,10 @@ from mlflow import MlflowClient
 from prefect import flow
 
 from flows.sweep import SweepResult, refit_best, run_sweep
-from tasks import packaging, tracking
-from tasks.settings import load_settings
-from tasks.splits import split_frame
-from tasks.sweep import SPACE, Candidate, search_space
+from tasks.data.splits import split_frame
+from tasks.evaluation.sweep import SPACE, Candidate, search_space
+from tasks.platform.settings import load_settings
+from tasks.registry import packaging, tracking
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import os
 import yaml
 
 from flows.deployments import build_deployments
-from tasks.settings import PROJECT_ROOT, Settings
+from tasks.platform.settings import PROJECT_ROOT, Settings
 
 
 def test_prefect_yaml_matches_the_served_deployments():

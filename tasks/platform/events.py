@@ -1,0 +1,193 @@
+"""Prefect events and automations: what the platform announces (drift, promotions) and what
+the Prefect server does about it (retraining on drift, a webhook on a failed run)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tasks.core.errors import first_line
+from tasks.evaluation.promotion import PromotionDecision
+from tasks.platform.settings import Settings
+from tasks.quality.monitoring import BatchCheck
+
+logger = logging.getLogger(__name__)
+
+DRIFT_DETECTED = "mlops.drift.detected"
+PROMOTED = "mlops.model.promoted"
+REJECTED = "mlops.model.rejected"
+RETRAIN_ON_DRIFT = "mlops-retrain-on-drift"
+NOTIFY_ON_FAILURE = "mlops-notify-on-failure"
+NOTIFY_BLOCK = "mlops-notify"
+RETRAIN_DEPLOYMENT = "training/retrain"
+# The platform's flows, by the names their runs carry: a failure of any of them notifies.
+PLATFORM_FLOWS = ["training", "predict", "promote", "rollback"]
+# The webhook's body: what failed, where, why, and a link; "text" is what Slack shows.
+FAILURE_PAYLOAD = """{
+  "text": {{ ("Prefect flow run " ~ flow.name ~ "/" ~ flow_run.name ~ " is "
+    ~ flow_run.state.name ~ ": " ~ flow_run.state.message ~ " " ~ (flow_run|ui_url))|tojson }},
+  "flow": {{ flow.name|tojson }},
+  "run": {{ flow_run.name|tojson }},
+  "run_id": {{ (flow_run.id|string)|tojson }},
+  "state": {{ flow_run.state.name|tojson }},
+  "message": {{ flow_run.state.message|tojson }},
+  "url": {{ (flow_run|ui_url)|tojson }}
+}"""
+
+
+def version_resource(model: str, version: str) -> dict[str, str]:
+    """A registered model version as a Prefect event's resource."""
+    return {
+        "prefect.resource.id": f"mlops.model.{model}.{version}",
+        "prefect.resource.name": f"{model} v{version}",
+        "mlops.model": model,
+        "mlops.version": version,
+    }
+
+
+def emit(event: str, model: str, version: str, payload: dict[str, Any]) -> None:
+    """Send one event about a version to the Prefect API (its event feed, its automations)."""
+    from prefect.events import emit_event
+
+    emit_event(event=event, resource=version_resource(model, version), payload=payload)
+    logger.info("Event %s sent for %s v%s", event, model, version)
+
+
+def announce_decision(model: str, version: str, decision: PromotionDecision) -> None:
+    """`mlops.model.promoted` when the version became champion, else `mlops.model.rejected`."""
+    event = PROMOTED if decision.alias == "champion" else REJECTED
+    emit(event, model, version, decision.as_dict())
+
+
+def announce_drift(check: BatchCheck, details: dict[str, str], flow_run_id: str) -> None:
+    """On drift, `mlops.drift.detected` for the version, with the check's statistics and
+    ``details`` (the batch, and what retraining reads); a warning when nothing will act on it."""
+    if not check.detected:
+        return
+    model, version = check.reference.model, check.reference.version
+    emit(DRIFT_DETECTED, model, version, {**check.payload(), **details, "flow_run_id": flow_run_id})
+    missing = drift_listener_missing(model)
+    if missing:
+        logger.warning(
+            "Drift of %s is recorded (event %s, the version's monitor.* tags), but %s",
+            check.reference.name,
+            DRIFT_DETECTED,
+            missing,
+        )
+
+
+def drift_listener_missing(model: str) -> str | None:
+    """Why nothing on the Prefect API will retrain ``model`` on a drift event (no automation,
+    or no `retrain` deployment for it to run); None when both are there."""
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            automations = client.read_automations_by_name(RETRAIN_ON_DRIFT)
+            if not any(automation.enabled for automation in automations):
+                return (
+                    f"the Prefect API has no enabled {RETRAIN_ON_DRIFT!r} automation, so no "
+                    f"automation can run on drift of {model} (a command's own temporary API "
+                    "never has one: start `mlops up`, then `mlops serve`)"
+                )
+            client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+    except Exception as exc:  # a missing deployment is a 404; any failure leaves the event sent
+        return (
+            f"the Prefect API has no {RETRAIN_DEPLOYMENT!r} deployment to retrain {model} "
+            f"({first_line(exc)})"
+        )
+    return None
+
+
+def publish_automations(settings: Settings, retrain_deployment_id: Any) -> list[str]:
+    """Create, or update in place (by name), the platform's automations; their names.
+
+    Retraining on drift is rate-limited per model by the trigger's own window: a reactive
+    trigger of threshold 1 fires on the first drift event, and the server then opens its next
+    window where that one ends (MLOPS_RETRAIN_COOLDOWN later), ignoring the events before it
+    (prefect/server/events/triggers.py). So windows of that length follow each other, and each
+    starts at most one retraining. The failure webhook is set up only with MLOPS_NOTIFY_URL.
+    """
+    automations = [_retrain_on_drift(settings, retrain_deployment_id)]
+    if settings.notify_url is not None:
+        automations.append(_notify_on_failure(settings))
+    else:
+        logger.info("MLOPS_NOTIFY_URL is not set: failed runs notify nobody")
+    return [_upsert(automation) for automation in automations]
+
+
+def _retrain_on_drift(settings: Settings, deployment_id: Any):
+    from datetime import timedelta
+
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    data_uri = settings.training_data_uri or "{{ event.payload.training_data_uri }}"
+    return AutomationCore(
+        name=RETRAIN_ON_DRIFT,
+        description="Drift in a batch prediction retrains its model, with approval required; "
+        f"at most once per {settings.retrain_cooldown} s per model (MLOPS_RETRAIN_COOLDOWN).",
+        trigger=EventTrigger(
+            expect={DRIFT_DETECTED},
+            match={"prefect.resource.id": "mlops.model.*"},
+            for_each={"mlops.model"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(seconds=settings.retrain_cooldown),
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=deployment_id,
+                parameters={
+                    "model_name": "{{ event.resource['mlops.model'] }}",
+                    "data_uri": data_uri,
+                    "target": "{{ event.payload.target }}",
+                    "require_approval": True,
+                },
+            )
+        ],
+    )
+
+
+def _notify_on_failure(settings: Settings):
+    from prefect.blocks.webhook import Webhook
+    from prefect.events.actions import CallWebhook
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    webhook = Webhook(url=settings.notify_url, headers={"Content-Type": "application/json"})
+    block_id = webhook.save(NOTIFY_BLOCK, overwrite=True)
+    return AutomationCore(
+        name=NOTIFY_ON_FAILURE,
+        description="A Failed or Crashed run of the platform's flows posts to MLOPS_NOTIFY_URL.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": PLATFORM_FLOWS,
+            },
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[CallWebhook(block_document_id=block_id, payload=FAILURE_PAYLOAD)],
+    )
+
+
+def _upsert(automation) -> str:
+    """The automation created, or the one of its name updated (a duplicate left by a race of
+    two `mlops serve` is removed)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        existing = client.read_automations_by_name(automation.name)
+        if not existing:
+            client.create_automation(automation)
+            logger.info("Automation %r created", automation.name)
+            return automation.name
+        kept, *duplicates = existing
+        client.update_automation(kept.id, automation)
+        for duplicate in duplicates:
+            client.delete_automation(duplicate.id)
+        logger.info("Automation %r updated", automation.name)
+    return automation.name

@@ -1,0 +1,206 @@
+"""MLflow's scoring server (`mlflow models serve`) as a subprocess: the one command that users
+and the serve check start, and the check a version passes before it takes an alias: served on
+a free loopback port, it answers a canary request built from its input example as it
+predicts in this process, within a time bound."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pandas as pd
+
+from tasks.core import processes
+from tasks.core.errors import PlatformError
+from tasks.platform.settings import Settings
+from tasks.registry.packaging import LoggedModel, same_predictions
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+POLL_SECONDS = 0.1  # between /ping polls while the server starts (it takes seconds)
+# An exception line of a traceback ("pickle.UnpicklingError: invalid load key, 'b'.").
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*")
+# What `mlflow models serve` says when the server it started exits: not the server's reason.
+_WRAPPER = "returned non zero return code"
+
+
+class ServingError(PlatformError):
+    """A model MLflow's scoring server cannot serve, or serves differently than it predicts."""
+
+
+@dataclass(frozen=True)
+class ServeCheck:
+    """A stored model and the milliseconds its served canary took (None: not checked)."""
+
+    model: LoggedModel
+    latency_ms: float | None
+
+    def tags(self) -> dict[str, str]:
+        if self.latency_ms is None:
+            return {"serve_check": "false"}
+        return {"serve_check": "true", "serve_check_latency_ms": f"{self.latency_ms:.1f}"}
+
+
+def serve_command(model_uri: str, host: str, port: int) -> list[str]:
+    """`mlflow models serve` of this environment for a model, with one worker, in this
+    environment (`--env-manager local`: the model's pinned requirements are installed here;
+    the default would build a virtualenv, from the internet)."""
+    mlflow = Path(sys.executable).with_name("mlflow")
+    return [
+        *(str(mlflow), "models", "serve", "-m", model_uri, "--env-manager", "local"),
+        *("--host", host, "--port", str(port), "--workers", "1"),
+    ]
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """This environment (the artifact store's credentials with it), the tracking store that
+    resolves ``models:/`` URIs, and this environment's bin/ first on PATH: the server runs
+    `uvicorn` by name."""
+    env = settings.subprocess_env(MLFLOW_TRACKING_URI=settings.resolved_tracking_uri)
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
+    return env
+
+
+def request_body(frame: pd.DataFrame) -> str:
+    """The rows as the scoring server's JSON (``{"dataframe_split": ...}``), as MLflow writes
+    a model's serving input example."""
+    from mlflow.models import convert_input_example_to_serving_input
+
+    return convert_input_example_to_serving_input(frame)
+
+
+def example_request(settings: Settings, model_uri: str) -> str:
+    """A request body of one row for the model: its signature's columns, numbers 0, text
+    empty (what to replace with real values)."""
+    import mlflow
+    from mlflow.types import DataType
+
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    inputs = mlflow.models.get_model_info(model_uri).signature.inputs
+    blank = {DataType.string: "", DataType.boolean: False}
+    row = {spec.name: [blank.get(spec.type, 0)] for spec in inputs.inputs}
+    return json.dumps(json.loads(request_body(pd.DataFrame(row))), separators=(",", ":"))
+
+
+def serve(settings: Settings, model_uri: str, host: str, port: int) -> NoReturn:
+    """Become MLflow's scoring server for the model (this process replaced by it: Ctrl-C and
+    signals reach the server itself)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = serve_command(model_uri, host, port)
+    os.execve(command[0], command, server_env(settings))
+
+
+def check(
+    settings: Settings, model: LoggedModel, seconds: float, served_uri: str | None = None
+) -> ServeCheck:
+    """Serve the model (``served_uri``, default its own) and send its input example; the
+    answer must be what the model predicts in this process, all within ``seconds``."""
+    uri = served_uri or model.uri
+    deadline = time.monotonic() + seconds
+    with scoring_server(settings, uri, seconds) as url:
+        answer, latency_ms = canary(url, model.example, max(deadline - time.monotonic(), 1))
+    if not same_predictions(answer, model.predictions):
+        raise ServingError(
+            f"MLflow's scoring server answered the canary for {uri} with other predictions "
+            "than the model gives in process; nothing registered"
+        )
+    logger.info("Served by MLflow's scoring server: canary answered in %.0f ms", latency_ms)
+    return ServeCheck(model, latency_ms)
+
+
+@contextlib.contextmanager
+def scoring_server(settings: Settings, model_uri: str, seconds: float) -> Iterator[str]:
+    """MLflow's scoring server for ``model_uri`` on a free loopback port while the block runs,
+    its URL once /ping answers; its process group is killed when the block ends, however."""
+    port = processes.free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    with tempfile.TemporaryFile("w+") as output:
+        server = subprocess.Popen(
+            processes.ended_with_this_process(serve_command(model_uri, LOOPBACK, port)),
+            env=server_env(settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # it runs uvicorn as a child: one group to kill
+        )
+        try:
+            ready = processes.wait_until_ready(
+                lambda: processes.answers(f"{url}/ping"), server, seconds, POLL_SECONDS
+            )
+            if not ready:
+                raise ServingError(settings.redact(_not_served(model_uri, server, output, seconds)))
+            yield url
+        finally:
+            processes.terminate([server.pid], grace=0)
+            server.wait()
+
+
+def _not_served(model_uri: str, server: subprocess.Popen, output, seconds: float) -> str:
+    if server.poll() is None:
+        return (
+            f"MLflow's scoring server did not answer for {model_uri} within {seconds:.0f} s "
+            "(MLOPS_SERVE_CHECK_TIMEOUT); nothing registered"
+        )
+    output.seek(0)
+    text = output.read()
+    logger.debug("MLflow's scoring server's output:\n%s", text[-5000:])
+    return (
+        f"MLflow's scoring server could not serve {model_uri} (exit status {server.returncode}): "
+        f"{server_error(text)}; nothing registered"
+    )
+
+
+def server_error(output: str) -> str:
+    """The line of a failed server's output that says why: the scoring server's last
+    exception line (not the wrapper's that says it exited), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    raised = [line for line in lines if _RAISED.match(line) and _WRAPPER not in line]
+    return (raised or lines or ["no output"])[-1][:500]
+
+
+def canary(url: str, example: pd.DataFrame, seconds: float) -> tuple[pd.DataFrame, float]:
+    """POST the rows to the server's /invocations; its predictions and the milliseconds."""
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=request_body(example).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=seconds) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ServingError(
+            f"MLflow's scoring server refused the canary request (HTTP {exc.code}): "
+            f"{refusal(exc.read())}; nothing registered"
+        ) from exc
+    except OSError as exc:
+        raise ServingError(
+            f"MLflow's scoring server did not answer the canary request: {exc}; nothing registered"
+        ) from exc
+    latency_ms = (time.perf_counter() - started) * 1000
+    return pd.DataFrame.from_records(answer["predictions"]), latency_ms
+
+
+def refusal(body: bytes) -> str:
+    """What a scoring server's error response says: the innermost ``Error:`` of its message
+    (MLflow prefixes each with the rows and the schema it failed on), else its first line."""
+    text = body.decode("utf-8", "replace")
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        text = json.loads(text)["message"]
+    lines = text.rsplit("Error: ", 1)[-1].strip().splitlines()
+    return (lines[0] if lines else "no message")[:500]
