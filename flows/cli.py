@@ -559,7 +559,7 @@ def _quiet_third_party() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from tasks.platform.settings import log_handlers
+    from tasks.platform.redaction import log_handlers
 
     for handler in log_handlers():
         if type(handler).__name__ == "PrefectConsoleHandler":

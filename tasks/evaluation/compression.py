@@ -211,7 +211,7 @@ def _network_variant(estimator, folder: Path):
     int8, activations in float), its interpreter, and the float32 network saved for serving."""
     import tensorflow as tf
 
-    from tasks.models.network import serving_network
+    from tasks.models.architecture import serving_network
 
     served = serving_network(estimator.model_)
     served.save(folder / "network.keras")

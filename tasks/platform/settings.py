@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from functools import cache, cached_property
@@ -14,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasks.core.errors import PlatformError
 from tasks.evaluation.promotion import PromotionPolicy
+from tasks.platform.redaction import install_redactor
 
 if TYPE_CHECKING:
     from tasks.data.features import Task
@@ -331,12 +331,7 @@ class Settings(BaseSettings):
     def install_redaction(self) -> None:
         """Mask secrets in every log record any handler writes (console, Prefect's API); the
         secrets of these settings replace any masked before."""
-        masker = _Redactor(self) if self.secrets() else None
-        for handler in log_handlers():
-            for stale in [f for f in handler.filters if isinstance(f, _Redactor)]:
-                handler.removeFilter(stale)
-            if masker:
-                handler.addFilter(masker)
+        install_redactor(self.redact if self.secrets() else None)
 
     def running_prefect_api(self) -> str | None:
         """The Prefect API that `mlops up` started for this home, if it still answers."""
@@ -349,25 +344,6 @@ class Settings(BaseSettings):
                 return url if response.status == 200 else None
         except (OSError, ValueError, KeyError):
             return None
-
-
-def log_handlers() -> list[logging.Handler]:
-    """Every handler configured so far, on the root logger and on any named one."""
-    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
-    return [h for logger in [logging.root, *loggers] for h in getattr(logger, "handlers", [])]
-
-
-class _Redactor(logging.Filter):
-    def __init__(self, settings: Settings):
-        super().__init__()
-        self.settings = settings
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self.settings.redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
 
 
 # Variables the libraries read, set (unless already set) before any of them is imported.

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tasks.data import features
 from tasks.data.features import TASKS, FeatureError, FeatureTypes, Task
-from tasks.quality.validation import TEXT_TYPE, plain_values
+from tasks.quality.failures import TEXT_TYPE, plain_values
 
 NUMERIC_TYPES = [
     "int8",

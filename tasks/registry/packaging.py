@@ -16,7 +16,7 @@ import pandas as pd
 
 from tasks.core.errors import first_line
 from tasks.platform.settings import Settings
-from tasks.quality.validation import plain_values
+from tasks.quality.failures import plain_values
 from tasks.registry.store import RegistryError, client, refused, unreachable
 
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
@@ -152,7 +152,7 @@ def _save_estimator(
     (folder / "meta.json").write_text(json.dumps(meta))
     artifacts = {"meta": str(folder / "meta.json")}
     if kind == "keras":
-        from tasks.models.network import serving_network
+        from tasks.models.architecture import serving_network
 
         path = folder / "network.keras"
         serving_network(estimator.model_).save(path)

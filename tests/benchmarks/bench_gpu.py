@@ -3,7 +3,7 @@
 Run here: `.venv/bin/python tests/benchmarks/bench_gpu.py` (TensorFlow on the CPU). Run on a
 GPU machine with the JAX backend (the README's "GPU check" says how to carry Keras there):
 `KERAS_BACKEND=jax python3 tests/benchmarks/bench_gpu.py --json $OUT/gpu.json`.
-It builds the reference network with `tasks.models.training` (`build_network` under the strategy
+It builds the reference network with `tasks.models.architecture.build_network` under the strategy
 `detect_device` chooses: mixed float16 on one GPU, replicas on several, float32 on a CPU),
 fits it on generated rows (float32 features, ten classes that depend on them) for one epoch
 to compile, then times `--epochs` more of the same compiled model at each `--batch` size;
@@ -78,8 +78,8 @@ def rows(count: int, features: int, seed: int = 0):
 
 def measure(X, y, batch: int, epochs: int) -> dict:
     """Samples per second of `epochs` epochs of one compiled network at `batch` rows a replica."""
+    from tasks.models.architecture import build_network
     from tasks.models.devices import detect_device
-    from tasks.models.network import build_network
 
     device = detect_device()
     global_batch = device.global_batch_size(batch)

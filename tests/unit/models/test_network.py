@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from tasks.models.architecture import serving_network
 from tasks.models.devices import choose_strategy, detect_device
-from tasks.models.network import KerasMLPClassifier, serving_network
+from tasks.models.network import KerasMLPClassifier
 
 
 def test_network_learns_digits_and_keeps_its_labels(digits):
