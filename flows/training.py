@@ -1,7 +1,8 @@
 """The training flow: load -> validate -> types -> drift -> split -> fit -> evaluate ->
 compress -> serve-check -> register -> promote.
 
-Each line of the flow is one step (flows/steps.py); what a step does lives in tasks/.
+Each line of the flow is one step (flows/steps/, a module per stage); what a step does lives
+in tasks/.
 """
 
 from __future__ import annotations
@@ -9,37 +10,33 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows.approval import approval_gate
 from flows.runs import FLOW_RUN_TAG
-from flows.steps import (
-    announce_decision,
+from flows.steps.data import (
     check_drift,
-    check_storage,
-    compress_model,
-    decide_promotion,
-    detect_device,
-    explain_predictions,
-    find_identical_job,
-    identify_job,
     load_data,
-    plot_evaluation,
     profile_data,
-    profile_predictions,
     read_features,
-    register_and_promote,
-    repair_registry,
-    score_champion,
-    serve_check,
     snapshot_data,
     split_data,
-    train_candidates,
     validate_data,
-    weigh_evidence,
+)
+from flows.steps.evaluation import evaluate
+from flows.steps.models import detect_device, train_candidates
+from flows.steps.registry import (
+    announce_decision,
+    before_work,
+    decide_promotion,
+    find_identical_job,
+    identify_job,
+    register_and_promote,
+    score_champion,
+    serve_check,
 )
 from tasks.core.parameters import DriftMode, Epochs, Seconds, TaskChoice
 from tasks.platform.outcomes import Lineage, TrainingResult
-from tasks.platform.settings import load_settings
 from tasks.registry import jobs, tracking, versions
 
 
@@ -77,66 +74,43 @@ def training_flow(
             registered a version, and recompute the steps a crashed run had finished.
         require_approval: A promotion to champion waits for a person's approval in the UI.
         approval_timeout_seconds: An unanswered approval request expires and does not promote.
-        sweep: Search hyper-parameters (grid, or random draws from it) over every family, each
-            candidate x fold a parallel task (on MLOPS_DASK_ADDRESS when set); none: the
-            default candidates.
+        sweep: Search every family's hyper-parameters (grid, or random draws from it), each
+            candidate x fold a parallel task (on MLOPS_DASK_ADDRESS if set); none: the defaults.
         cv: Also cross-validate the chosen candidate (MLOPS_CV_FOLDS folds: that many more
             fits) and report the mean and spread; a sweep always cross-validates.
     """
-    from prefect.runtime import flow_run
-
-    settings = load_settings()
-    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite)
-    check_storage(settings)
-    repair_registry(settings, model_name)
+    settings, suite_path = before_work(data_uri, model_name, suite)
+    exclude = sorted(exclude or [])
     run_tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": data_uri}
     with tracking.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
-        logged = {"data_uri": data_uri, "target": target, "suite": suite_path.stem}
-        tracking.log_params(
-            settings, run_id, {**logged, "epochs": epochs, "drift_mode": drift_mode}
-        )
+        tracking.log_params(settings, run_id, {"data_uri": data_uri, "target": target,
+            "suite": suite_path.stem, "epochs": epochs, "drift_mode": drift_mode})  # fmt: skip
         frame = load_data(settings, run_id, data_uri, target, suite_path.stem)
         snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
-        job = {
-            "target": target,
-            "model_name": model_name,
-            "epochs": epochs,
-            "sweep": sweep,
-            "cv": cv,
-            "task": task,
-            "exclude": sorted(exclude or []),
-        }
+        job = {"target": target, "model_name": model_name, "epochs": epochs, "sweep": sweep,
+               "cv": cv, "task": task, "exclude": exclude}  # fmt: skip
         job_key = identify_job(settings, run_id, snapshot, suite_path, job)
-        if not force and (
-            done := find_identical_job(settings, run_id, model_name, job_key, snapshot)
-        ):
+        done = (
+            None if force else find_identical_job(settings, run_id, model_name, job_key, snapshot)
+        )
+        if done:
             return done.to_json()
         report = validate_data(settings, run_id, frame, suite_path)
-        inputs, frame = read_features(
-            settings, run_id, frame, target, suite_path, task, exclude or []
-        )
+        inputs, frame = read_features(settings, run_id, frame, target, suite_path, task, exclude)
         profile_data(settings, run_id, frame, target, inputs)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
-        splits = split_data(settings, run_id, frame, target, inputs)
-        del frame  # emptied: its rows moved into the splits
+        splits = split_data(settings, run_id, frame, target, inputs)  # frame's rows move there
         device = detect_device(settings, run_id)
         candidates = train_candidates(
             settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
         )
-        candidates = weigh_evidence(settings, run_id, candidates, splits, inputs)
-        profile_predictions(settings, run_id, candidates)
-        metric = settings.promotion_policy(inputs.task).metric
-        candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
-        plots = plot_evaluation(settings, run_id, candidates, splits) + explained
-        candidates = compress_model(settings, run_id, candidates, splits, inputs)
+        candidates, plots = evaluate(settings, run_id, candidates, splits, inputs)
         served = serve_check(settings, run_id, candidates, splits, inputs)
         champion = score_champion(settings, model_name, splits, inputs)
         decision = decide_promotion(settings, candidates, champion, splits, inputs)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
-        lineage = Lineage(
-            model_name, run_id, str(flow_run.id), data_uri, target, snapshot, report,
-            drift_report, device, job_key, jobs.code_version(), inputs,
-        )  # fmt: skip
+        lineage = Lineage(model_name, run_id, str(flow_run.id), data_uri, target, snapshot,
+            report, drift_report, device, job_key, jobs.code_version(), inputs)  # fmt: skip
         version, decision = register_and_promote(
             settings, lineage, candidates, served, plots, decision, force
         )

@@ -1,0 +1,205 @@
+"""Training and data quality: `mlops train`, `mlops validate`, `mlops suite suggest`."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.output import (
+    DataOption,
+    JsonOption,
+    metrics_line,
+    prepare,
+    print_json,
+    run_command,
+    use_prefect_api,
+)
+from tasks.core.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice, TaskOption
+
+
+class SearchKind(StrEnum):
+    grid = "grid"
+    random = "random"
+
+
+def train(
+    data: DataOption = "builtin:digits",
+    target: Annotated[str, typer.Option(help="Label column.")] = "target",
+    task: Annotated[
+        TaskOption,
+        typer.Option(
+            help="What to learn; auto: the suite's task, else inferred from the label (text, "
+            "booleans, few distinct whole numbers: classification; other numbers: regression)."
+        ),
+    ] = TaskOption.auto,
+    exclude: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COL[,COL]",
+            help="Columns not to learn from, beyond those the suite's feature types exclude.",
+        ),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Suite name in expectations/ or a path to a suite JSON [default: model name]."
+        ),
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Registered model name.")
+    ] = "digits",
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=EPOCHS_MIN,
+            max=EPOCHS_MAX,
+            help="Most epochs of the Keras network (early stopping may end sooner).",
+        ),
+    ] = 60,
+    drift: Annotated[
+        DriftChoice,
+        typer.Option(help="On drift from the champion's training data: warn, or fail first."),
+    ] = DriftChoice.warn,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Retrain even if an identical job (same data sha256, parameters and code) "
+            "already registered a version; an identical job is otherwise skipped."
+        ),
+    ] = False,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            help="Search hyper-parameters of every family (candidates x folds as parallel "
+            "tasks; on the Dask cluster at MLOPS_DASK_ADDRESS when set)."
+        ),
+    ] = False,
+    search: Annotated[
+        SearchKind, typer.Option(help="With --sweep: the whole grid, or random draws from it.")
+    ] = SearchKind.grid,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="Also cross-validate the chosen candidate (MLOPS_CV_FOLDS more fits, "
+            "default 5); a sweep always does.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the training flow once, now: validate, train, evaluate, register, promote."""
+    settings = prepare()
+    from tasks.registry.jobs import check_inputs
+
+    run_command(check_inputs, settings, data, model_name, suite)
+    use_prefect_api(settings)
+    from flows.training import training_flow
+
+    result = run_command(
+        training_flow,
+        data_uri=data,
+        target=target,
+        task=task.value,
+        exclude=[c.strip() for c in (exclude or "").split(",") if c.strip()],
+        suite=suite,
+        model_name=model_name,
+        epochs=epochs,
+        drift_mode=drift.value,
+        force=force,
+        sweep=search.value if sweep else "none",
+        cv=cv,
+    )
+    if as_json:
+        print_json(result)
+        return
+    if result["skipped"]:
+        typer.echo(f"\n{result['model']} v{result['version']}: {result['decision']}")
+        return
+    typer.echo(
+        f"\n{result['model']} v{result['version']} ({result['family']}, {result['task']}): "
+        f"{metrics_line(result['metrics'])} on the test set\n"
+        f"Decision: {result['alias']}: {result['decision']}\n"
+        f"Drift: {_drift_line(result['drift'])}\n"
+        f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
+        f"Look at it: `mlops up` (Prefect and MLflow UIs for this home), or "
+        f"`mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
+    )
+
+
+def _drift_line(report: dict[str, Any]) -> str:
+    if not report["checked"]:
+        return f"not checked ({report['reason']})"
+    drifted = report["drifted_features"]
+    if not drifted:
+        return f"none against {report['reference']}"
+    return f"{len(drifted)} features against {report['reference']} ({', '.join(drifted[:5])}...)"
+
+
+def validate(
+    data: DataOption = "builtin:digits",
+    suite: Annotated[
+        str, typer.Option(help="Suite name in expectations/ or a path to a suite JSON.")
+    ] = "digits",
+    as_json: JsonOption = False,
+) -> None:
+    """Check data against a Great Expectations suite, without training."""
+    settings = prepare()
+    from tasks.data import sources
+    from tasks.quality import validation
+
+    def check() -> validation.ValidationReport:
+        suite_path = validation.resolve_suite(suite, settings.suites_dir)
+        return validation.validate_frame(sources.load_frame(data), suite_path)
+
+    report = run_command(check)
+    if as_json:  # the whole report, rejected or not: every failure with its counts
+        print_json(report.to_dict())
+    if not report.success:
+        typer.echo(f"error: {settings.redact(report.summary())}", err=True)
+        raise typer.Exit(1)
+    if not as_json:
+        typer.echo(report.summary())
+
+
+def suite_suggest(
+    data: DataOption,
+    name: Annotated[str, typer.Option(help="Suite name (and model name it will serve).")],
+    target: Annotated[
+        str | None, typer.Option(help="Label column: its value set, every label required.")
+    ] = "target",
+    task: Annotated[
+        TaskOption,
+        typer.Option(help="The label's task, written into the suite; auto: inferred from it."),
+    ] = TaskOption.auto,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write [default: expectations/NAME.json].")
+    ] = None,
+) -> None:
+    """Infer a suite from good reference data: columns, feature types (numeric, categorical,
+    and the columns left out with why: identifiers, free text, dates, constants), the task,
+    ranges, null rates, value sets. Review it (and its meta.features) before committing."""
+    settings = prepare()
+    from tasks.data import sources
+    from tasks.quality import validation
+    from tasks.quality.suggest import suggest_suite
+
+    def suggest() -> Path:
+        frame = sources.load_frame(data)
+        label = target if target in frame.columns else None
+        chosen = None if task == TaskOption.auto else task.value
+        suite = suggest_suite(frame, name, label, chosen)
+        path = out or settings.suites_dir / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(suite, indent=2) + "\n")
+        report = validation.validate_frame(frame, path)
+        if not report.success:  # a suite must accept the data it came from
+            path.unlink()
+            raise validation.DataValidationError(report)
+        return path
+
+    path = run_command(suggest)
+    typer.echo(f"Wrote {path}: review it, then commit it beside the code.")
