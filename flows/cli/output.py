@@ -61,7 +61,7 @@ def use_prefect_api(settings) -> None:
 
     stack = contextlib.ExitStack()
     atexit.register(stack.close)
-    run_command(stack.enter_context, local.commanduse_prefect_api(settings))
+    run_command(stack.enter_context, local.command_prefect_api(settings))
 
 
 def _configure_logging(debug: bool) -> None:
