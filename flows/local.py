@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
         for name, command in commands.items():
             log = logs / f"{name}.log"
             started[name] = subprocess.Popen(
-                command,
+                processes.ended_with_this_process(command),  # even if `mlops up` is killed
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -90,15 +91,25 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
     return servers
 
 
-def stop(settings: Settings) -> LocalServers | None:
+def stop(settings: Settings, grace: float = 10.0) -> LocalServers | None:
     """Stop the servers `mlops up` started for this home; None if there were none."""
     path = settings.local_servers_file
     if not path.exists():
         return None
     servers = LocalServers(**json.loads(path.read_text()))
-    processes.terminate(servers.pids)
+    processes.terminate(servers.pids, grace)
     path.unlink(missing_ok=True)
     return servers
+
+
+def wait_until_down(settings: Settings) -> None:
+    """Wait while `mlops down` has not stopped the servers; stop them first if interrupted
+    (Ctrl-C or SIGTERM), within the seconds a stopped command has."""
+    try:
+        while settings.local_servers_file.exists():
+            time.sleep(0.5)
+    finally:
+        stop(settings, grace=5)
 
 
 @contextlib.contextmanager

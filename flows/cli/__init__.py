@@ -60,6 +60,9 @@ def main() -> None:
     """
     import atexit
 
+    from flows import signals
+
+    signals.install()  # Ctrl-C and SIGTERM take one path: cleanup, then 130 or 143
     status: list[int] = [1]  # an uncaught exception leaves it at 1, as Python's exit would
     atexit.register(_leave, status)
     try:
@@ -72,6 +75,11 @@ def main() -> None:
 def _leave(status: list[int]) -> None:
     import os
 
+    from flows import signals
+
+    if signals.received():  # stopped outside a command's work, or its cleanup: still 130/143
+        signals.say()
+        status[0] = signals.exit_status()
     logging.shutdown()  # its exit hook was registered before ours, so it would run after
     sys.stdout.flush()
     sys.stderr.flush()

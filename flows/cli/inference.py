@@ -14,6 +14,7 @@ from flows.cli.output import (
     prepare,
     print_json,
     run_command,
+    stopped_by_signal,
     use_prefect_api,
 )
 
@@ -123,4 +124,8 @@ def serve_model(
         f"Serving {name} v{found.version} ({alias}) at {url} once it has loaded; Ctrl-C stops.\n"
         f"Try: curl -s {url}/invocations -H 'Content-Type: application/json' -d '{body}'"
     )
-    run_command(serving.serve, settings, uri, host, port)
+    status = run_command(serving.serve, settings, uri, host, port)
+    stopped_by_signal()
+    if status:
+        typer.echo(f"error: MLflow's scoring server exited with status {status}", err=True)
+        raise typer.Exit(1)

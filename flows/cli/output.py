@@ -81,16 +81,24 @@ def run_command(function, *args, **kwargs):
         _quiet_third_party()
     try:
         return function(*args, **kwargs)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (flows.signals raises it for both)
         if state["debug"]:
             raise
-        typer.echo("error: aborted by an interrupt signal (Ctrl-C)", err=True)
-        raise typer.Exit(130) from None
+        stopped_by_signal(interrupted=True)
     except Exception as exc:
         if state["debug"]:
             raise
         typer.echo(f"error: {state['settings'].redact(_describe(exc))}", err=True)
         raise typer.Exit(1) from None
+
+
+def stopped_by_signal(interrupted: bool = False) -> None:
+    """Exit 130 (SIGINT) or 143 (SIGTERM) with one line, if a signal stopped the work."""
+    from flows import signals
+
+    if interrupted or signals.received():
+        signals.say()
+        raise typer.Exit(signals.exit_status())
 
 
 def _quiet_third_party() -> None:

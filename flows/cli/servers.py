@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from flows.cli.output import (
     prepare,
     run_command,
+    stopped_by_signal,
     use_prefect_api,
 )
 
@@ -30,8 +30,8 @@ def serve(
 
     api = settings.resolved_prefect_api_url
     typer.echo(f"Serving to the Prefect API at {api}; Ctrl-C stops.", err=True)
-    with contextlib.suppress(KeyboardInterrupt):  # Prefect usually handles Ctrl-C itself
-        run_command(serve_deployments, settings, automations)
+    run_command(serve_deployments, settings, automations)  # a signal cancels the runs in flight
+    stopped_by_signal()
     typer.echo("Stopped serving.", err=True)
 
 
@@ -42,8 +42,6 @@ def up(
 ) -> None:
     """Start a Prefect server (UI) and an MLflow UI for this home; later commands use them
     (and skip starting a Prefect API server of their own)."""
-    import time
-
     settings = prepare()
     from flows import local
 
@@ -54,12 +52,8 @@ def up(
         f"mlops commands in this home now use the Prefect API at {servers.prefect_api_url}.\n"
         "Ctrl-C or `mlops down` stops both."
     )
-    try:
-        while settings.local_servers_file.exists():
-            time.sleep(1)
-    except KeyboardInterrupt:
-        local.stop(settings)
-        typer.echo("Stopped.")
+    run_command(local.wait_until_down, settings)  # Ctrl-C or SIGTERM: both stopped first
+    typer.echo("Stopped.")
 
 
 def down() -> None:

@@ -19,7 +19,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pandas as pd
 
@@ -96,13 +95,19 @@ def example_request(settings: Settings, model_uri: str) -> str:
     return json.dumps(json.loads(request_body(pd.DataFrame(row))), separators=(",", ":"))
 
 
-def serve(settings: Settings, model_uri: str, host: str, port: int) -> NoReturn:
-    """Become MLflow's scoring server for the model (this process replaced by it: Ctrl-C and
-    signals reach the server itself)."""
+def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
+    """Run MLflow's scoring server for the model in the foreground, its output ours, until it
+    exits (its exit status) or this command is stopped: its process group (it runs uvicorn as
+    a child) then ends with it, even if this command is killed."""
     sys.stdout.flush()
     sys.stderr.flush()
-    command = serve_command(model_uri, host, port)
-    os.execve(command[0], command, server_env(settings))
+    command = processes.ended_with_this_process(serve_command(model_uri, host, port))
+    server = subprocess.Popen(command, env=server_env(settings), start_new_session=True)
+    try:
+        return server.wait()
+    finally:
+        processes.terminate([server.pid], grace=3)
+        server.wait()
 
 
 def check(

@@ -242,11 +242,62 @@ def test_run_button_in_the_prefect_ui_retrains_and_registers(stack, prefect, reg
     assert flow_run.state.type.value == "COMPLETED" and flow_run.deployment_id is not None
 
 
+STOPPED = {
+    signal.SIGINT: (130, "error: aborted by an interrupt signal (Ctrl-C)"),
+    signal.SIGTERM: (143, "error: stopped by a termination signal (SIGTERM)"),
+}
+
+
+def stops(process: subprocess.Popen, signum: int, output) -> None:
+    """``process`` sent ``signum`` exits within 10 s, with 130 or 143 and the one line that
+    says so in ``output()``, leaving none of its descendants (servers, flow runs) behind."""
+    import psutil
+
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signum)
+    status, line = STOPPED[signum]
+    assert process.wait(timeout=10) == status
+    text = output()
+    assert [got for got in text.splitlines() if got.startswith("error:")] == [line], text[-3000:]
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+
+
 def test_ctrl_c_stops_serve_cleanly(stack):
-    serve = stack["serve"]
-    serve.send_signal(signal.SIGINT)
-    assert serve.wait(timeout=60) == 0
-    assert "Stopped serving." in (stack["home"] / "serve.log").read_text()
+    """After the module's flow runs: idle, it stops at once."""
+    log = stack["home"] / "serve.log"
+    stops(stack["serve"], signal.SIGINT, log.read_text)
+
+
+def test_sigterm_to_serve_cancels_the_run_in_flight(stack, prefect, registry):
+    """A retrain run in flight is cancelled (its process ends, its state is Cancelled) and
+    registers nothing; `serve` stops within seconds."""
+    log = stack["home"] / "serve-again.log"
+    serve = subprocess.Popen(
+        [MLOPS, "serve", "--no-automations"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=stack["env"],
+        cwd=stack["home"],
+    )
+    try:
+        versions = len(registry.search_model_versions("name = 'digits'"))
+        flow_run = start(prefect, "retrain", epochs=5, force=True)
+        wait_until(
+            lambda: (
+                prefect.read_flow_run(flow_run.id).state.type.value == "RUNNING"
+                and "Task run" in log.read_text()
+            ),
+            300,
+            "the retrain run at work under `mlops serve`",
+        )
+        stops(serve, signal.SIGTERM, log.read_text)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    state = prefect.read_flow_run(flow_run.id).state
+    assert state.type.value == "CANCELLED", state
+    assert len(registry.search_model_versions("name = 'digits'")) == versions
 
 
 def test_prefect_yaml_deploys_to_a_work_pool(stack, prefect):
@@ -290,7 +341,7 @@ def test_commands_of_an_up_home_use_its_prefect_server(stack, prefect, registry,
     assert flow_run.state.is_completed()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_ctrl_c_or_kill_of_a_command_registers_nothing(stack, registry, signum):
     versions = len(registry.search_model_versions("name = 'digits'"))
     run = subprocess.Popen(
@@ -310,8 +361,45 @@ def test_ctrl_c_or_kill_of_a_command_registers_nothing(stack, registry, signum):
         marker.unlink(missing_ok=True)
         if run.poll() is None:
             run.kill()
-    if signum == signal.SIGINT:  # as Ctrl-C in the terminal: the job stops, the command fails
-        assert status == 130 and "aborted by an interrupt signal" in stderr, stderr[-2000:]
+    if signum in STOPPED:  # as Ctrl-C in the terminal, or `kill`: the job stops, the command fails
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert (status, errors) == (STOPPED[signum][0], [STOPPED[signum][1]]), stderr[-2000:]
     else:
         assert status == -signal.SIGKILL
     assert len(registry.search_model_versions("name = 'digits'")) == versions
+
+
+def test_ctrl_c_of_predict_while_it_scores_writes_nothing(stack, digits, tmp_path):
+    """Partition by partition (200 rows each), stopped after the first: no output file."""
+    import pandas as pd
+
+    pd.concat([digits] * 20).to_csv(tmp_path / "many.csv", index=False)
+    err = tmp_path / "predict.err"
+    predict = subprocess.Popen(
+        [MLOPS, "predict", "--data", "many.csv", "--output", "scored.csv"],
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("w"),
+        env={**stack["env"], "MLOPS_PARTITION_ROWS": "200"},
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(lambda: "Partition 1 scored" in err.read_text(), 300, "the first partition")
+        stops(predict, signal.SIGINT, err.read_text)
+    finally:
+        if predict.poll() is None:
+            predict.kill()
+    assert not (tmp_path / "scored.csv").exists()
+
+
+def test_sigterm_stops_up_with_its_servers(stack):
+    """Last: `mlops up` stopped by SIGTERM stops the Prefect server and the MLflow UI first."""
+    import psutil
+
+    up = stack["up"]
+    servers = [psutil.Process(pid) for pid in stack["servers"]["pids"]]
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(timeout=10) == 143
+    assert STOPPED[signal.SIGTERM][1] in up.stdout.read().splitlines()
+    _, alive = psutil.wait_procs(servers, timeout=5)
+    assert not alive
+    assert not (stack["home"] / "up.json").exists()

@@ -11,11 +11,12 @@ import signal
 import subprocess
 import urllib.request
 from contextlib import suppress
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
-from conftest import MLOPS, run_mlops
+from conftest import MLOPS, run_mlops, wait_until
 
 from tasks.core.processes import answers
 from tasks.platform.settings import load_settings
@@ -63,18 +64,41 @@ def test_a_version_its_scoring_server_cannot_load_is_not_registered(env, trained
     assert versions(env) == before  # no new version, no alias moved, no tag changed
 
 
-def test_serve_model_answers_a_real_http_client_as_the_model_predicts_in_process(
-    env, trained, digits, free_port, wait_for
-):
-    port = free_port()
+def serve_model(env, port: int, folder) -> tuple[subprocess.Popen, Path]:
+    """`mlops serve-model digits` on ``port``: the process, and the file of its stderr."""
+    err = folder / "serve-model.err"
     server = subprocess.Popen(
         [MLOPS, "serve-model", "digits", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=err.open("w"),
         text=True,
         start_new_session=True,
     )
+    return server, err
+
+
+def stopped_by(server: subprocess.Popen, signum: int, err: Path, url: str) -> None:
+    """The command alone is sent ``signum``: it exits 130 or 143 within 10 s, says so in one
+    line, and its scoring server (uvicorn and all) is gone."""
+    import psutil
+
+    descendants = psutil.Process(server.pid).children(recursive=True)
+    assert descendants  # `mlflow models serve` and its uvicorn
+    server.send_signal(signum)
+    assert server.wait(timeout=10) == 128 + signum
+    errors = [line for line in err.read_text().splitlines() if line.startswith("error:")]
+    words = "interrupt signal (Ctrl-C)" if signum == signal.SIGINT else "termination signal"
+    assert len(errors) == 1 and words in errors[0], errors
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    assert not alive and not answers(f"{url}/ping")
+
+
+def test_serve_model_answers_a_real_http_client_as_the_model_predicts_in_process(
+    env, trained, digits, free_port, wait_for, tmp_path
+):
+    port = free_port()
+    server, err = serve_model(env, port, tmp_path)
     try:
         serving_line, curl_line = server.stdout.readline(), server.stdout.readline()
         url = f"http://127.0.0.1:{port}"
@@ -94,11 +118,24 @@ def test_serve_model_answers_a_real_http_client_as_the_model_predicts_in_process
         # The printed example is a request the server answers, one prediction.
         example = re.search(r"-d '(.+)'$", curl_line.strip()).group(1)
         assert len(_post(f"{url}/invocations", example.encode())["predictions"]) == 1
+        stopped_by(server, signal.SIGINT, err, url)  # Ctrl-C
     finally:
         with suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
+            os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
-    assert not answers(f"{url}/ping")
+
+
+def test_sigterm_stops_serve_model_with_its_scoring_server(env, trained, free_port, tmp_path):
+    port = free_port()
+    server, err = serve_model(env, port, tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"{url}/ping"), 180, "`mlops serve-model` to load the model")
+        stopped_by(server, signal.SIGTERM, err, url)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
 
 
 def test_serve_model_of_an_unknown_model_or_alias_says_so_in_one_line(env, trained):
