@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Each sets everything up first.
+# `make check`: lint and the unit tests only (a few minutes), for the edit-test loop.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean bench
+.PHONY: demo test check lint format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mlops train
 
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+# --durations: the slowest tests in every log (CI's included), to see where the time goes.
+test: lint
+	$(BIN)/pytest --durations=30
+
+check: lint
+	$(BIN)/pytest tests/unit --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

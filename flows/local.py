@@ -53,6 +53,11 @@ def start(settings: Settings, host: str, prefect_port: int, mlflow_port: int) ->
         drop=("PREFECT_API_URL",),  # the server must not point at itself before it exists
         PREFECT_HOME=str(settings.home_dir / "prefect"),
         PREFECT_UI_API_URL=api_url,  # the UI in the browser calls this, not the default port
+        # MLflow's job runner (about ten huey consumers, ~250 MB each) serves MLflow's GenAI
+        # jobs, which the platform never submits: off unless the environment turns it on.
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION=os.environ.get(
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"
+        ),
     )
     prefect, mlflow = str(bin_dir / "prefect"), str(bin_dir / "mlflow")
     store = settings.resolved_tracking_uri

@@ -30,6 +30,9 @@ with open(sys.argv[2], "w") as config:
 PY
 export MLFLOW_AUTH_CONFIG_PATH="$auth_config"
 
+# No job runner (about ten huey consumers, ~250 MB each): the platform submits no MLflow jobs.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+
 exec mlflow server \
     --app-name basic-auth \
     --host "${MLFLOW_HOST:-0.0.0.0}" --port "${MLFLOW_PORT:-5000}" \

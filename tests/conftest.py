@@ -23,6 +23,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as load_settings() sets it for mlops
+# MLflow 3.17's tracking server (`mlflow server`, `mlflow ui`) on a SQL store otherwise starts
+# its job runner: about ten huey consumers (~250 MB each, tens of seconds of CPU at start),
+# which outlive the server's SIGTERM. The platform runs no MLflow jobs.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
 MOTO = str(Path(sys.executable).with_name("moto_server"))

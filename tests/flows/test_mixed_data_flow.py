@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 SIZE = "size class"
 TEXTURE = "Größe (µm)"
+# Enough for the network to be a candidate; what wins is not what these tests are about.
+EPOCHS = 10
 
 
 def patients(rows: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -71,7 +73,7 @@ def train_progression(path: Path, force: bool = False) -> dict:
         data_uri=str(path),
         target="progression",
         model_name="progression",
-        epochs=80,
+        epochs=EPOCHS,
         exclude=["s6"],
         force=force,
     )
@@ -89,7 +91,7 @@ def jobs(prefect_api, module_home, tmp_path_factory):
         patients().to_csv(cancer, index=False)
         write_suite(patients(), "patients", "diagnosis", suites)
         first = training_flow(
-            data_uri=str(cancer), target="diagnosis", model_name="patients", epochs=40
+            data_uri=str(cancer), target="diagnosis", model_name="patients", epochs=EPOCHS
         )
         diabetes = folder / "progression.csv"
         progression().to_csv(diabetes, index=False)

@@ -68,7 +68,7 @@ def servers(tmp_path_factory, free_port, wait_for):
             "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
             "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{folder / 'auth.db'}",
             "MLFLOW_ARTIFACTS_DESTINATION": str(folder / "artifacts"),
-            "MLFLOW_AUTH_TEMPLATE": str(ROOT / "mlflow" / "basic_auth.ini"),
+            "MLFLOW_AUTH_TEMPLATE": str(auth_template(folder)),
             "MLFLOW_ADMIN_USERNAME": "admin",
             "MLFLOW_ADMIN_PASSWORD": ACCOUNTS["admin"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-long-random-string-for-the-forms",
@@ -99,6 +99,17 @@ def servers(tmp_path_factory, free_port, wait_for):
         for process in started:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+
+
+def auth_template(folder: Path) -> Path:
+    """mlflow/basic_auth.ini with MLflow's credential cache on: each request otherwise pays a
+    scrypt check of the password (a third of a second of CPU, up to a second on a busy core;
+    hundreds of requests a training). Only successful checks are cached: wrong passwords and
+    missing grants are still refused."""
+    template = folder / "basic_auth.ini"
+    production = (ROOT / "mlflow" / "basic_auth.ini").read_text()
+    template.write_text(f"{production.rstrip()}\nauth_cache_ttl_seconds = 3600\n")
+    return template
 
 
 def _start(command: list[str], env: dict[str, str], folder: Path) -> subprocess.Popen:
