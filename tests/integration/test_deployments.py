@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -369,7 +370,8 @@ def test_ctrl_c_or_kill_of_a_command_registers_nothing(stack, registry, signum):
     assert len(registry.search_model_versions("name = 'digits'")) == versions
 
 
-def test_ctrl_c_of_predict_while_it_scores_writes_nothing(stack, digits, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_predict_stopped_while_it_scores_writes_nothing(stack, digits, tmp_path, signum):
     """Partition by partition (200 rows each), stopped after the first: no output file."""
     import pandas as pd
 
@@ -384,22 +386,46 @@ def test_ctrl_c_of_predict_while_it_scores_writes_nothing(stack, digits, tmp_pat
     )
     try:
         wait_until(lambda: "Partition 1 scored" in err.read_text(), 300, "the first partition")
-        stops(predict, signal.SIGINT, err.read_text)
+        stops(predict, signum, err.read_text)
     finally:
         if predict.poll() is None:
             predict.kill()
     assert not (tmp_path / "scored.csv").exists()
 
 
-def test_sigterm_stops_up_with_its_servers(stack):
-    """Last: `mlops up` stopped by SIGTERM stops the Prefect server and the MLflow UI first."""
+def stops_up(up: subprocess.Popen, home: Path, signum: int) -> None:
+    """`mlops up` sent ``signum`` stops the Prefect server and the MLflow UI, then itself."""
     import psutil
 
-    up = stack["up"]
-    servers = [psutil.Process(pid) for pid in stack["servers"]["pids"]]
-    up.send_signal(signal.SIGTERM)
-    assert up.wait(timeout=10) == 143
-    assert STOPPED[signal.SIGTERM][1] in up.stdout.read().splitlines()
+    servers = [psutil.Process(pid) for pid in json.loads((home / "up.json").read_text())["pids"]]
+    up.send_signal(signum)
+    status, line = STOPPED[signum]
+    assert up.wait(timeout=10) == status
+    assert line in up.stdout.read().splitlines()
     _, alive = psutil.wait_procs(servers, timeout=5)
     assert not alive
-    assert not (stack["home"] / "up.json").exists()
+    assert not (home / "up.json").exists()
+
+
+def test_ctrl_c_stops_up_with_its_servers(tmp_path, free_port):
+    """A second home's `mlops up`, stopped by Ctrl-C once its servers answer."""
+    home = tmp_path / "home"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
+    }
+    up = subprocess.Popen(
+        [MLOPS, "up", "--prefect-port", str(free_port()), "--mlflow-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**env, "MLOPS_HOME": str(home)},
+    )  # fmt: skip
+    try:
+        wait_until((home / "up.json").exists, 180, "mlops up")
+        stops_up(up, home, signal.SIGINT)
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_sigterm_stops_up_with_its_servers(stack):
+    """Last: the module's `mlops up` stopped by SIGTERM (as `kill`, Docker or systemd do)."""
+    stops_up(stack["up"], stack["home"], signal.SIGTERM)
