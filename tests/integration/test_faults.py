@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import MLOPS, NOT_SERVED
+from conftest import MLOPS
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -95,28 +94,11 @@ def champion(env, tracking_uri) -> str:
     return result["version"]
 
 
-@pytest.fixture(scope="module")
-def killed_after_fit(prefect_api, tmp_path_factory) -> Path:
-    """A home whose `mlops train` was killed right after fitting its candidates (their
-    results persisted for a rerun); trained once, each test reruns a copy of its own."""
-    home = tmp_path_factory.mktemp("killed-after-fit") / "home"
-    status, _, _ = train(killed_env(home, prefect_api), failpoints={"after-fit": "kill"})
-    assert status == -signal.SIGKILL
-    return home
-
-
-def killed_env(home: Path, prefect_api: str) -> dict[str, str]:
-    """The same settings for the killed run and each rerun of its copies."""
+def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(home, prefect_api):
     env = {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api, "MLOPS_CV_FOLDS": "2"}
-    return {**env, NOT_SERVED[0]: NOT_SERVED[1]}
-
-
-def test_killed_after_training_the_rerun_reuses_the_fitted_candidates(
-    home, prefect_api, killed_after_fit
-):
-    shutil.copytree(killed_after_fit, home)
-    env = killed_env(home, prefect_api)
     tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+    status, _, _ = train(env, failpoints={"after-fit": "kill"})
+    assert status == -signal.SIGKILL
     assert assert_consistent(tracking_uri) == {}  # nothing registered by the dead run
 
     status, result, stderr = train(env)
@@ -304,17 +286,16 @@ class _Planted:
         return (Path.touch, (self.marker,))
 
 
-def test_a_tampered_result_is_never_loaded_and_its_step_recomputes(
-    home, prefect_api, killed_after_fit, tmp_path
-):
+def test_a_tampered_result_is_never_loaded_and_its_step_recomputes(home, prefect_api, tmp_path):
     import base64
 
     import cloudpickle
 
     from flows.results import sign
 
-    shutil.copytree(killed_after_fit, home)  # the fitted candidates persisted for the rerun
-    env = killed_env(home, prefect_api)
+    env = {"MLOPS_HOME": str(home), "PREFECT_API_URL": prefect_api}
+    status, _, _ = train(env, failpoints={"after-fit": "kill"})
+    assert status == -signal.SIGKILL  # the fitted candidates stay persisted for the rerun
     marker = tmp_path / "planted"
     results = home / "artifacts" / "prefect-results"
     for family, key in (("keras_mlp", None), ("gradient_boosting", b"not-the-platform-key")):
