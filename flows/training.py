@@ -36,7 +36,9 @@ from flows.steps.registry import (
     serve_check,
 )
 from tasks.core.parameters import DriftMode, Epochs, Seconds, TaskChoice
+from tasks.models.custom import CandidateEntry
 from tasks.platform.outcomes import Lineage, TrainingResult
+from tasks.platform.project import PromotionDeclaration
 from tasks.registry import jobs, tracking, versions
 
 
@@ -55,6 +57,8 @@ def training_flow(
     approval_timeout_seconds: Seconds = 3600,
     sweep: Literal["none", "grid", "random"] = "none",
     cv: bool = False,
+    candidates: list[CandidateEntry] | None = None,
+    promotion: PromotionDeclaration | None = None,
 ) -> dict[str, Any]:
     """Validate the data, train the candidates, register the best and decide on champion.
 
@@ -78,8 +82,12 @@ def training_flow(
             candidate x fold a parallel task (on MLOPS_DASK_ADDRESS if set); none: the defaults.
         cv: Also cross-validate the chosen candidate (MLOPS_CV_FOLDS folds: that many more
             fits) and report the mean and spread; a sweep always cross-validates.
+        candidates: The candidates to fit (default: the network and the baselines): built-in
+            families, or the user's own code as module:function or /path/to/file.py:function.
+        promotion: The model's promotion policy (metric, margin, test, guards, tolerance,
+            slices); what is left out comes from the environment.
     """
-    settings, suite_path = before_work(data_uri, model_name, suite)
+    settings, suite_path = before_work(data_uri, model_name, suite, candidates, promotion)
     exclude = sorted(exclude or [])
     run_tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": data_uri}
     with tracking.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
@@ -88,7 +96,8 @@ def training_flow(
         frame = load_data(settings, run_id, data_uri, target, suite_path.stem)
         snapshot = snapshot_data(settings, run_id, frame, data_uri, target)
         job = {"target": target, "model_name": model_name, "epochs": epochs, "sweep": sweep,
-               "cv": cv, "task": task, "exclude": exclude}  # fmt: skip
+               "cv": cv, "task": task, "exclude": exclude,
+               **jobs.declared_parts(candidates, promotion)}  # fmt: skip
         job_key = identify_job(settings, run_id, snapshot, suite_path, job)
         done = (
             None if force else find_identical_job(settings, run_id, model_name, job_key, snapshot)
@@ -102,7 +111,17 @@ def training_flow(
         splits = split_data(settings, run_id, frame, target, inputs)  # frame's rows move there
         device = detect_device(settings, run_id)
         candidates = train_candidates(
-            settings, run_id, model_name, splits, epochs, job_key, sweep, cv, force, inputs
+            settings,
+            run_id,
+            model_name,
+            splits,
+            epochs,
+            job_key,
+            sweep,
+            cv,
+            force,
+            inputs,
+            candidates,
         )
         candidates, plots = evaluate(settings, run_id, candidates, splits, inputs)
         served = serve_check(settings, run_id, candidates, splits, inputs)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,10 +42,22 @@ def metrics_line(metrics: dict[str, float]) -> str:
     )
 
 
-def prepare():
-    """The command's settings, read once; its log lines on stderr, secrets masked."""
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        help="Project file declaring the models [default: MLOPS_PROJECT, else ./mlops.yaml].",
+    ),
+]
+
+
+def prepare(project: Path | None = None):
+    """The command's settings, read once; its log lines on stderr, secrets masked. A
+    ``project`` file given is the settings' (and its child processes')."""
     from tasks.platform.settings import load_settings
 
+    if project is not None:
+        os.environ["MLOPS_PROJECT"] = str(project.expanduser().resolve())
     settings = state["settings"] = load_settings()
     _configure_logging(state["debug"])
     settings.install_redaction()  # again: the handlers configured since mask them too

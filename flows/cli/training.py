@@ -12,6 +12,7 @@ import typer
 from flows.cli.output import (
     DataOption,
     JsonOption,
+    ProjectOption,
     metrics_line,
     prepare,
     print_json,
@@ -20,6 +21,20 @@ from flows.cli.output import (
 )
 from tasks.core.parameters import EPOCHS_MAX, EPOCHS_MIN, DriftChoice, TaskOption
 
+# What `mlops train` runs with where neither its options nor the project file say.
+TRAINING_DEFAULTS = {
+    "data_uri": "builtin:digits",
+    "target": "target",
+    "task": "auto",
+    "exclude": [],
+    "suite": None,
+    "epochs": 60,
+    "drift_mode": "warn",
+    "candidates": None,
+    "sweep": "none",
+    "cv": False,
+}
+
 
 class SearchKind(StrEnum):
     grid = "grid"
@@ -27,15 +42,24 @@ class SearchKind(StrEnum):
 
 
 def train(
-    data: DataOption = "builtin:digits",
-    target: Annotated[str, typer.Option(help="Label column.")] = "target",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Data URI: builtin:digits, builtin:breast_cancer, a .csv/.parquet path or "
+            "s3://bucket/key [default: the model's declared data, else builtin:digits]."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Label column [default: declared, else target].")
+    ] = None,
     task: Annotated[
-        TaskOption,
+        TaskOption | None,
         typer.Option(
             help="What to learn; auto: the suite's task, else inferred from the label (text, "
-            "booleans, few distinct whole numbers: classification; other numbers: regression)."
+            "booleans, few distinct whole numbers: classification; other numbers: regression) "
+            "[default: declared, else auto]."
         ),
-    ] = TaskOption.auto,
+    ] = None,
     exclude: Annotated[
         str | None,
         typer.Option(
@@ -46,24 +70,43 @@ def train(
     suite: Annotated[
         str | None,
         typer.Option(
-            help="Suite name in expectations/ or a path to a suite JSON [default: model name]."
+            help="Suite name in expectations/ or a path to a suite JSON [default: declared, "
+            "else the model name]."
         ),
     ] = None,
     model_name: Annotated[
-        str, typer.Option("--model-name", help="Registered model name.")
+        str,
+        typer.Option(
+            "--model-name",
+            help="Registered model name; a model declared in the project file takes its "
+            "declared fields, and the options given here win.",
+        ),
     ] = "digits",
     epochs: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=EPOCHS_MIN,
             max=EPOCHS_MAX,
-            help="Most epochs of the Keras network (early stopping may end sooner).",
+            help="Most epochs of a Keras candidate (early stopping may end sooner) "
+            "[default: declared, else 60].",
         ),
-    ] = 60,
+    ] = None,
     drift: Annotated[
-        DriftChoice,
-        typer.Option(help="On drift from the champion's training data: warn, or fail first."),
-    ] = DriftChoice.warn,
+        DriftChoice | None,
+        typer.Option(
+            help="On drift from the champion's training data: warn, or fail first "
+            "[default: declared, else warn]."
+        ),
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME[,NAME]",
+            help="Candidates to fit: built-in families (keras_mlp, logistic_regression, svm, "
+            "gradient_boosting, ridge) or your own module:function / file.py:function "
+            "[default: declared, else the network and the baselines].",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -89,30 +132,42 @@ def train(
             "default 5); a sweep always does.",
         ),
     ] = False,
+    project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the training flow once, now: validate, train, evaluate, register, promote."""
-    settings = prepare()
+    settings = prepare(project)
+    from tasks.models.custom import checked_entries
+    from tasks.platform.project import load_project
     from tasks.registry.jobs import check_inputs
 
-    run_command(check_inputs, settings, data, model_name, suite)
+    declared = run_command(load_project, settings)
+    given = {
+        "data_uri": data,
+        "target": target,
+        "task": task and task.value,
+        "exclude": exclude and [c.strip() for c in exclude.split(",") if c.strip()],
+        "suite": suite,
+        "epochs": epochs,
+        "drift_mode": drift and drift.value,
+        "candidates": candidates and [{"entry": c.strip()} for c in candidates.split(",")],
+    }
+    job = {
+        **TRAINING_DEFAULTS,
+        **(declared.parameters(model_name) if declared else {}),
+        **{name: value for name, value in given.items() if value is not None},
+        "model_name": model_name,
+        "force": force,
+    }
+    if sweep:
+        job["sweep"] = search.value
+    job["cv"] = cv or job["cv"]
+    job["candidates"] = run_command(checked_entries, job["candidates"], job["task"], Path.cwd())
+    run_command(check_inputs, settings, job["data_uri"], model_name, job["suite"])
     use_prefect_api(settings)
     from flows.training import training_flow
 
-    result = run_command(
-        training_flow,
-        data_uri=data,
-        target=target,
-        task=task.value,
-        exclude=[c.strip() for c in (exclude or "").split(",") if c.strip()],
-        suite=suite,
-        model_name=model_name,
-        epochs=epochs,
-        drift_mode=drift.value,
-        force=force,
-        sweep=search.value if sweep else "none",
-        cv=cv,
-    )
+    result = run_command(training_flow, **job)
     if as_json:
         print_json(result)
         return

@@ -19,7 +19,9 @@ step = task(cache_policy=NO_CACHE)
 
 
 def _job_step_key(context, parameters: dict[str, Any]) -> str:
-    return f"{context.task.fn.__name__}-{parameters['family']}-{parameters['job_key']}"
+    candidate = parameters.get("candidate")
+    family = candidate.family if candidate is not None else parameters["family"]
+    return f"{context.task.fn.__name__}-{family}-{parameters['job_key']}"
 
 
 job_step = task(cache_key_fn=_job_step_key, persist_result=True)

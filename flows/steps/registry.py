@@ -14,8 +14,10 @@ from flows.steps.data import check_storage
 from tasks.data import snapshots
 from tasks.data.features import ModelInputs
 from tasks.data.splits import Splits
-from tasks.platform import events
+from tasks.models.custom import CandidateEntry
+from tasks.platform import events, project
 from tasks.platform.outcomes import TrainingResult
+from tasks.platform.project import PromotionDeclaration
 from tasks.platform.settings import Settings, load_settings
 from tasks.quality import drift
 from tasks.registry import jobs, registration, tracking, versions
@@ -24,11 +26,18 @@ from tasks.registry.store import registry_lock
 logger = logging.getLogger(__name__)
 
 
-def before_work(data_uri: str, model_name: str, suite: str | None) -> tuple[Settings, Path]:
-    """Before any work: the settings read, the job's inputs checked (its suite's path found),
-    the storage reachable, and what a killed run left half-registered repaired."""
-    settings = load_settings()
-    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite)
+def before_work(
+    data_uri: str,
+    model_name: str,
+    suite: str | None,
+    candidates: list[CandidateEntry] | None = None,
+    promotion: PromotionDeclaration | None = None,
+) -> tuple[Settings, Path]:
+    """Before any work: the settings read (with the model's own promotion policy), the job's
+    inputs checked (its suite's path found, its candidates imported), the storage reachable,
+    and what a killed run left half-registered repaired."""
+    settings = project.applied(load_settings(), promotion)
+    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite, candidates)
     check_storage(settings)
     repair_registry(settings, model_name)
     return settings, suite_path

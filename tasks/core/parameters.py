@@ -20,3 +20,7 @@ DriftChoice = StrEnum("DriftChoice", {mode: mode for mode in get_args(DriftMode)
 # What a training job learns: inferred from the label (auto), or as the user says.
 TaskChoice = Literal["auto", "classification", "regression"]
 TaskOption = StrEnum("TaskOption", {task: task for task in get_args(TaskChoice)})
+
+# A registered model's name: it ends up in URIs (models:/NAME@ALIAS) and experiment paths.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+ModelName = Annotated[str, Field(pattern=f"^{MODEL_NAME_PATTERN}$")]

@@ -57,7 +57,8 @@ class _KerasMLP(BaseEstimator):
     scaling is set from at most ``scaling_rows`` training rows, and up to ``held_rows`` rows
     TensorFlow holds them all (see `tf_batches`). ``encoder`` (see tasks/models/preprocessing.py),
     when given, is fitted on the training rows and turns a table of mixed types into the
-    numbers the network reads, in fitting and in predicting alike.
+    numbers the network reads, in fitting and in predicting alike. ``builder``, a user's
+    candidate entry (tasks/models/custom.py), makes the network instead of the reference one.
     """
 
     _watched = "val_loss"  # the validation metric a fit's log line reports
@@ -76,6 +77,7 @@ class _KerasMLP(BaseEstimator):
         scaling_rows: int = SCALING_ROWS,
         held_rows: int = HELD_ROWS,
         encoder=None,
+        builder=None,
     ):
         self.hidden_units = hidden_units
         self.epochs = epochs
@@ -89,6 +91,7 @@ class _KerasMLP(BaseEstimator):
         self.scaling_rows = scaling_rows
         self.held_rows = held_rows
         self.encoder = encoder
+        self.builder = builder
 
     def _device(self) -> DeviceStrategy:
         return self.device or detect_device()
@@ -122,9 +125,11 @@ class _KerasMLP(BaseEstimator):
         table encoded at once would be several times its size)."""
         device = self._device()
         self.encoder_ = None
+        self.input_names_ = [str(c) for c in getattr(X, "columns", [])]
         if self.encoder is not None:
             picked = sampled_rows(len(X), self.scaling_rows, self.random_state)
             self.encoder_ = clone(self.encoder).fit(X if picked is None else X.iloc[picked])
+            self.input_names_ = [str(c) for c in self.encoder_.get_feature_names_out()]
         given = validation_data is not None
         X, codes = (self._streamed(X, device) if given else self._inputs(X)), self._targets(y)
         if validation_data is None:
@@ -158,6 +163,28 @@ class _KerasMLP(BaseEstimator):
 
     def _network(self, sample: np.ndarray, device: DeviceStrategy):
         raise NotImplementedError
+
+    def _users_network(self, sample: np.ndarray, device: DeviceStrategy, classes: list):
+        """The network the user's function makes (compiled for the task if it is not)."""
+        from tasks.models import custom
+
+        names = getattr(self, "input_names_", None) or [f"x{i}" for i in range(sample.shape[1])]
+        spec = custom.CandidateSpec(
+            "classification" if classes else "regression",
+            classes,
+            sample.shape[1],
+            names,
+            self.random_state,
+            dict(self.builder.params),
+            self.builder.inputs == "raw",
+        )
+        made = custom.call(self.builder, spec)
+        if not custom.is_keras_model(made):
+            raise custom.CandidateError(
+                f"candidate {self.builder.family} returned a Keras model once and "
+                f"{type(made).__name__} the next time"
+            )
+        return custom.compiled(made, spec.task, device.steps_per_execution)
 
     def _train(
         self,
@@ -233,6 +260,8 @@ class KerasMLPClassifier(ClassifierMixin, _KerasMLP):
         return np.searchsorted(self.classes_, np.asarray(y))
 
     def _network(self, sample: np.ndarray, device: DeviceStrategy):
+        if self.builder is not None:
+            return self._users_network(sample, device, list(self.classes_))
         return build_network(
             sample,
             len(self.classes_),
@@ -309,6 +338,8 @@ class KerasMLPRegressor(RegressorMixin, _KerasMLP):
         return np.asarray(y, dtype="float32")
 
     def _network(self, sample: np.ndarray, device: DeviceStrategy):
+        if self.builder is not None:
+            return self._users_network(sample, device, [])
         return build_network(
             sample,
             1,

@@ -5,23 +5,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sklearn.base import BaseEstimator
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.multiclass import unique_labels
 from threadpoolctl import threadpool_limits
 
 from tasks.data.features import FeatureTypes, Task
 from tasks.data.splits import sampled_rows
+from tasks.models import custom
 from tasks.models.baselines import BASELINES, SVM_MOST_ROWS, build_baseline
+from tasks.models.custom import CandidateEntry
 from tasks.models.network import KerasMLPClassifier, KerasMLPRegressor
 from tasks.models.preprocessing import one_hot_encoder
 
 KERAS_FAMILY = "keras_mlp"
+# Rows of the validation set a user's candidate predicts once fitted, to check its outputs.
+CHECKED_ROWS = 8
 
 
-def candidates(task: Task = "classification", rows: int = 0) -> tuple[str, ...]:
-    """The families a job of the task fits on ``rows`` training rows, the network first (it
-    wins a tie); the kernel SVM only up to SVM_MOST_ROWS rows."""
+def candidates(
+    task: Task = "classification", rows: int = 0, declared: list[CandidateEntry] | None = None
+) -> tuple[CandidateEntry, ...]:
+    """The candidates a job of the task fits on ``rows`` training rows: the ``declared`` ones,
+    else the network first (it wins a tie) and the baselines, the kernel SVM only up to
+    SVM_MOST_ROWS rows."""
+    if declared:
+        return tuple(declared)
     baselines = (f for f in BASELINES[task] if f != "svm" or rows <= SVM_MOST_ROWS)
-    return (KERAS_FAMILY, *baselines)
+    return tuple(CandidateEntry(entry=family) for family in (KERAS_FAMILY, *baselines))
 
 
 def build_candidate(
@@ -72,3 +84,64 @@ def fit_candidate(
         X_train, y_train = X_train.iloc[rows], y_train.iloc[rows]
     with threadpool_limits(1):
         return estimator.fit(X_train, y_train)
+
+
+def fit_users_candidate(
+    entry: CandidateEntry,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    epochs: int,
+    seed: int,
+    checkpoint_dir: str | Path | None = None,
+    task: Task = "classification",
+    types: FeatureTypes | None = None,
+    baseline_rows: int | None = None,
+) -> BaseEstimator:
+    """A user's candidate (tasks/models/custom.py) made, fitted as the built-in families are
+    (a Keras model as the network, with early stopping and backups; an estimator as a
+    baseline, behind the same preprocessing) and its outputs checked; any failure of its code
+    is a CandidateError that names it."""
+    try:
+        encoder = one_hot_encoder(types) if types and entry.inputs == "encoded" else None
+        rows = None if baseline_rows is None else sampled_rows(len(X_train), baseline_rows, seed)
+        seen = X_train if rows is None else X_train.iloc[rows]
+        names = (
+            [str(c) for c in clone(encoder).fit(seen).get_feature_names_out()]
+            if encoder is not None
+            else [str(c) for c in X_train.columns]
+        )
+        classes = list(unique_labels(y_train)) if task == "classification" else []
+        spec = custom.CandidateSpec(
+            task, classes, len(names), names, seed, dict(entry.params), entry.inputs == "raw"
+        )
+        made = custom.call(entry, spec)
+        if custom.is_keras_model(made):
+            network = KerasMLPClassifier if task == "classification" else KerasMLPRegressor
+            estimator = network(
+                epochs=epochs,
+                random_state=seed,
+                checkpoint_dir=checkpoint_dir,
+                encoder=encoder,
+                builder=entry,
+            )
+        elif custom.is_estimator(made):
+            if task == "classification" and not hasattr(made, "predict_proba"):
+                raise custom.CandidateError(
+                    f"candidate {entry.family} ({entry.entry}) returned a classifier without "
+                    "predict_proba: the platform scores class probabilities"
+                )
+            estimator = make_pipeline(encoder, clone(made)) if encoder else clone(made)
+        else:
+            raise custom.CandidateError(
+                f"candidate {entry.family} ({entry.entry}) returned {type(made).__name__}, not a "
+                "Keras model or an unfitted scikit-learn estimator"
+            )
+        fitted = fit_candidate(estimator, X_train, y_train, X_val, y_val, baseline_rows, seed)
+        checked = X_val.iloc[:CHECKED_ROWS]
+        outputs = fitted.predict_proba(checked) if classes else fitted.predict(checked)
+        custom.check_outputs(entry, np.asarray(outputs), len(checked), len(classes) or 1)
+        return fitted
+    except Exception as exc:
+        raise custom.failed(entry, exc) from exc

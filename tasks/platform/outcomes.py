@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.data.features import ModelInputs
 from tasks.data.snapshots import Snapshot
 from tasks.evaluation.promotion import PromotionDecision
+from tasks.models.custom import CandidateEntry
 from tasks.models.devices import DeviceStrategy
 from tasks.quality.drift import DriftReport
 from tasks.quality.validation import ValidationReport
@@ -34,6 +35,8 @@ class CandidateResults:
     explanation: dict[str, Any] = field(default_factory=dict)  # method, metric, features
     slices: list[dict[str, Any]] = field(default_factory=list)  # feature, value, rows, metrics
     compression: Compression | None = None  # its compact file for efficient inference
+    failed: dict[str, str] = field(default_factory=dict)  # a user's candidate -> its error
+    entry: CandidateEntry | None = None  # the chosen one, when it is the user's own code
 
     @property
     def chosen_scores(self) -> dict[str, float]:
@@ -102,6 +105,8 @@ class TrainingResult:
     explanation: dict[str, Any] = field(default_factory=dict)
     slices: list[dict[str, Any]] = field(default_factory=list)
     features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
+    candidates: list[str] = field(default_factory=list)  # those scored, in their order
+    failed_candidates: dict[str, str] = field(default_factory=dict)  # name -> its error
 
     @classmethod
     def trained(
@@ -137,6 +142,8 @@ class TrainingResult:
             explanation=candidates.explanation,
             slices=candidates.slices,
             features=lineage.inputs.types.to_dict(),
+            candidates=list(candidates.scores),
+            failed_candidates=candidates.failed,
         )
 
     @classmethod

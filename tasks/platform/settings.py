@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREFECT_API_AUTH_STRING"),
         description="user:password of a Prefect server with basic auth.",
     )
+    project: Path | None = Field(
+        default=None,
+        description="The project file declaring the models; default: ./mlops.yaml if there.",
+    )
     suites_dir: Path = Field(
         default=PROJECT_ROOT / "expectations",
         description="Folder of Great Expectations suites (data contracts).",

@@ -8,6 +8,7 @@ the stored estimator. Predictions are a DataFrame: for a classifier ``prediction
 label) and one ``probability_<label>`` column per class; for a regressor ``prediction``.
 """
 
+import importlib
 import json
 
 import mlflow
@@ -31,6 +32,9 @@ class Classifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         with open(context.artifacts["meta"]) as handle:
             meta = json.load(handle)
+        # A user's candidate: its code (beside the model, on the path) imported first.
+        for module in meta.get("modules", []):
+            importlib.import_module(module)
         self.features = meta["features"]
         self.task = meta.get("task", "classification")
         self.classes = np.asarray(meta.get("classes") or [])

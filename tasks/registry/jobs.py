@@ -10,6 +10,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tasks.models import custom
+from tasks.models.custom import CandidateEntry
+from tasks.platform.project import PromotionDeclaration
 from tasks.platform.settings import PROJECT_ROOT, Settings
 
 # Libraries whose version changes what a fit produces.
@@ -47,7 +50,13 @@ def job_key(data_sha256: str, suite_path: Path, parameters: dict[str, Any]) -> s
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_inputs(settings: Settings, data_uri: str, model_name: str, suite: str | None) -> Path:
+def check_inputs(
+    settings: Settings,
+    data_uri: str,
+    model_name: str,
+    suite: str | None,
+    candidates: list[CandidateEntry] | None = None,
+) -> Path:
     """Refuse a training job's malformed inputs before any work; return its suite's path.
 
     The flow checks them first thing, for runs started from the UI or a schedule; the
@@ -59,7 +68,22 @@ def check_inputs(settings: Settings, data_uri: str, model_name: str, suite: str 
 
     sources.check_uri(data_uri)
     versions.check_model_name(model_name)
+    if candidates:
+        custom.check_entries(candidates)
     return validation.resolve_suite(suite or model_name, settings.suites_dir)
+
+
+def declared_parts(
+    candidates: list[CandidateEntry] | None, promotion: PromotionDeclaration | None
+) -> dict[str, Any]:
+    """What a job's declared candidates and promotion policy add to its identity (nothing when
+    it has neither, so its key stays what it was): a candidate's code by its sha256."""
+    parts: dict[str, Any] = {}
+    if candidates:
+        parts["candidates"] = [entry.fingerprint() for entry in candidates]
+    if promotion is not None:
+        parts["promotion"] = promotion.model_dump(exclude_none=True)
+    return parts
 
 
 def code_version() -> str | None:

@@ -59,6 +59,11 @@ def render(
         lines.append(
             f"| {family}{marker} | " + " | ".join(f"{scores[m]:.4f}" for m in metric_names) + " |"
         )
+    if candidates.entry is not None:
+        lines += ["", f"`{candidates.family}` is the user's own code: `{candidates.entry.entry}`."]
+    if candidates.failed:
+        lines += ["", "Candidates whose code failed (not scored):", ""]
+        lines += [f"- `{family}`: {why}" for family, why in candidates.failed.items()]
     if candidates.intervals:
         lines += [
             "",

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.errors import first_line
+from tasks.models import custom
+from tasks.models.custom import CandidateEntry
 from tasks.platform.settings import Settings
 from tasks.quality.failures import plain_values
 from tasks.registry.store import RegistryError, client, refused, unreachable
@@ -69,17 +71,24 @@ def log_model(
     features: list[str],
     example: pd.DataFrame,
     categories: dict[str, list[str]] | None = None,
+    entry: CandidateEntry | None = None,
 ) -> LoggedModel:
     """Log the estimator as an MLflow pyfunc model on the run, with a signature from
     ``example`` and pinned requirements; the model is loaded back from the artifact store and
     must predict what the estimator predicts. ``categories``: each categorical feature's
-    training values, which the model counts unseen ones against."""
+    training values, which the model counts unseen ones against. ``entry``: the user's
+    candidate it is, whose code travels with it (MLflow's code_paths) and is imported before
+    the model loads (custom Keras layers register themselves then)."""
     import mlflow
     from mlflow.models import infer_signature
 
     kind = "keras" if hasattr(estimator, "model_") else "sklearn"
     with tempfile.TemporaryDirectory() as scratch:
-        artifacts = _save_estimator(estimator, kind, features, categories or {}, Path(scratch))
+        code = custom.code_path(entry) if entry is not None else None
+        module = custom.module_name(entry) if code is not None else None
+        artifacts = _save_estimator(
+            estimator, kind, features, categories or {}, Path(scratch), module
+        )
         # Whole-number features are signed as doubles: a model trained from a CSV of integers
         # then scores float rows too, and `conform` widens integer rows for older versions.
         example = _widened(example[features])
@@ -95,6 +104,7 @@ def log_model(
                     artifacts=artifacts,
                     signature=signature,
                     pip_requirements=pip_requirements(kind),
+                    code_paths=[str(code)] if code is not None else None,
                 )
         except Exception as exc:
             # An unreachable or refusing tracking server is said as everywhere else.
@@ -138,11 +148,17 @@ def same_predictions(found: pd.DataFrame, expected: pd.DataFrame) -> bool:
 
 
 def _save_estimator(
-    estimator: Any, kind: str, features: list[str], categories: dict, folder: Path
+    estimator: Any,
+    kind: str,
+    features: list[str],
+    categories: dict,
+    folder: Path,
+    module: str | None = None,
 ) -> dict:
     import joblib
 
     meta = {
+        "modules": [module] if module else [],
         "kind": kind,
         "task": "classification" if hasattr(estimator, "classes_") else "regression",
         "features": features,

@@ -159,6 +159,7 @@ def store_and_serve(
         splits.features,
         splits.X_test.head(5),
         categories(inputs.types, splits.X_train),
+        candidates.entry,
     )
     if not settings.serve_check:
         return serving.ServeCheck(logged, None)

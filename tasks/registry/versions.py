@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import first_line
+from tasks.core.parameters import MODEL_NAME_PATTERN
 from tasks.platform.settings import Settings
 from tasks.registry.packaging import LoggedModel
 from tasks.registry.store import RegistryError, client, is_registered, registry_lock
@@ -35,7 +36,7 @@ class RegisteredVersion:
     source: str
 
 
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 def check_model_name(name: str) -> None:
