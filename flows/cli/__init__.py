@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import inference, registry, servers, training
+from flows.cli import inference, project, registry, servers, training
 from flows.cli.output import state
 
 app = typer.Typer(
@@ -38,13 +38,13 @@ def _options(
     state["debug"] = debug
 
 
-for command in (training.train, training.validate):
+for command in (project.init, training.train, training.validate):
     app.command()(command)
 suite_app.command("suggest")(training.suite_suggest)
 for command in (registry.models, registry.promote, registry.rollback, inference.predict):
     app.command()(command)
 app.command()(inference.export)
-for command in (servers.serve, servers.up, servers.down):
+for command in (servers.serve, project.deploy, servers.up, servers.down):
     app.command()(command)
 app.command("serve-model")(inference.serve_model)
 

@@ -8,6 +8,7 @@ import typer
 
 from flows.cli.output import (
     JsonOption,
+    ProjectOption,
     metrics_line,
     prepare,
     print_json,
@@ -17,13 +18,26 @@ from flows.cli.output import (
 
 def models(
     name: Annotated[str | None, typer.Argument(help="Registered model [default: all].")] = None,
+    project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List registered versions with their aliases and key metrics."""
-    settings = prepare()
+    """List registered versions with their aliases and key metrics.
+
+    Models the project file declares that have no version yet are listed too, with their
+    schedules."""
+    settings = prepare(project)
+    from tasks.platform.project import load_project
     from tasks.registry import versions
 
     rows = run_command(versions.describe_versions, settings, name)
+    declared = run_command(load_project, settings)
+    if declared is not None:
+        rows += [
+            {"model": model, "version": None, "aliases": [], "family": None, "metrics": {},
+             "declared": True, "schedule": [s.cron for s in spec.schedules(settings.retrain_cron)]}
+            for model, spec in declared.models.items()
+            if name in (None, model) and not any(row["model"] == model for row in rows)
+        ]  # fmt: skip
     if as_json:
         print_json(rows)
         return
@@ -32,6 +46,10 @@ def models(
         return
     typer.echo(f"{'model':<16}{'version':>8}  {'aliases':<22}{'family':<22}test metrics")
     for row in rows:
+        if row["version"] is None:
+            when = ", ".join(row["schedule"]) or "no schedule"
+            typer.echo(f"{row['model']:<16}{'-':>8}  declared, not trained yet (retrains {when})")
+            continue
         metrics = row["metrics"]
         shown = (
             metrics_line(metrics) if "test_accuracy" in metrics or "test_rmse" in metrics else "-"

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.output import (
+    ProjectOption,
     prepare,
     run_command,
     stopped_by_signal,
@@ -22,9 +23,13 @@ def serve(
             "(MLOPS_RETRAIN_COOLDOWN), notify MLOPS_NOTIFY_URL of failed runs."
         ),
     ] = True,
+    project: ProjectOption = None,
 ) -> None:
-    """Publish retrain (on MLOPS_RETRAIN_CRON), promote, rollback and predict, and run them."""
-    settings = prepare()
+    """Publish the deployments to the Prefect API and run their flow runs here until Ctrl-C.
+
+    A `retrain-NAME` per model the project file declares (its fields, its schedules), or
+    without one `retrain` (on MLOPS_RETRAIN_CRON); promote, rollback and predict."""
+    settings = prepare(project)
     use_prefect_api(settings)
     from flows.deployments import serve_deployments
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -239,22 +238,12 @@ def suite_suggest(
     ranges, null rates, value sets. Review it (and its meta.features) before committing."""
     settings = prepare()
     from tasks.data import sources
-    from tasks.quality import validation
-    from tasks.quality.suggest import suggest_suite
+    from tasks.quality.suggest import write_suite
 
     def suggest() -> Path:
-        frame = sources.load_frame(data)
-        label = target if target in frame.columns else None
         chosen = None if task == TaskOption.auto else task.value
-        suite = suggest_suite(frame, name, label, chosen)
         path = out or settings.suites_dir / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(suite, indent=2) + "\n")
-        report = validation.validate_frame(frame, path)
-        if not report.success:  # a suite must accept the data it came from
-            path.unlink()
-            raise validation.DataValidationError(report)
-        return path
+        return write_suite(sources.load_frame(data), name, target, chosen, path)
 
     path = run_command(suggest)
     typer.echo(f"Wrote {path}: review it, then commit it beside the code.")

@@ -4,6 +4,7 @@ the Prefect server does about it (retraining on drift, a webhook on a failed run
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.errors import first_line
@@ -78,37 +79,70 @@ def announce_drift(check: BatchCheck, details: dict[str, str], flow_run_id: str)
 
 def drift_listener_missing(model: str) -> str | None:
     """Why nothing on the Prefect API will retrain ``model`` on a drift event (no automation,
-    or no `retrain` deployment for it to run); None when both are there."""
+    or no deployment for it to run: the model's own `retrain-NAME`, else `retrain`); None when
+    both are there."""
     from prefect import get_client
 
+    own = DriftRetraining(model, None)
     try:
         with get_client(sync_client=True) as client:
-            automations = client.read_automations_by_name(RETRAIN_ON_DRIFT)
+            automations = [
+                *client.read_automations_by_name(own.automation_name),
+                *client.read_automations_by_name(RETRAIN_ON_DRIFT),
+            ]
             if not any(automation.enabled for automation in automations):
                 return (
-                    f"the Prefect API has no enabled {RETRAIN_ON_DRIFT!r} automation, so no "
+                    f"the Prefect API has no enabled {own.automation_name!r} automation, so no "
                     f"automation can run on drift of {model} (a command's own temporary API "
                     "never has one: start `mlops up`, then `mlops serve`)"
                 )
-            client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+            try:
+                client.read_deployment_by_name(own.deployment_name)
+            except Exception:
+                client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
     except Exception as exc:  # a missing deployment is a 404; any failure leaves the event sent
         return (
-            f"the Prefect API has no {RETRAIN_DEPLOYMENT!r} deployment to retrain {model} "
-            f"({first_line(exc)})"
+            f"the Prefect API has no {own.deployment_name!r} or {RETRAIN_DEPLOYMENT!r} "
+            f"deployment to retrain {model} ({first_line(exc)})"
         )
     return None
 
 
-def publish_automations(settings: Settings, retrain_deployment_id: Any) -> list[str]:
-    """Create, or update in place (by name), the platform's automations; their names.
+@dataclass(frozen=True)
+class DriftRetraining:
+    """What drift of a model starts: a run of ``deployment_id`` (with approval required), at
+    most once per ``cooldown`` seconds (default MLOPS_RETRAIN_COOLDOWN); ``model`` None: of
+    any model, through the shared `retrain` deployment (no project file). Not ``enabled``:
+    drift is only reported."""
+
+    model: str | None
+    deployment_id: Any
+    enabled: bool = True
+    cooldown: int | None = None
+
+    @property
+    def automation_name(self) -> str:
+        return RETRAIN_ON_DRIFT if self.model is None else f"{RETRAIN_ON_DRIFT}-{self.model}"
+
+    @property
+    def deployment_name(self) -> str:
+        return RETRAIN_DEPLOYMENT if self.model is None else f"{RETRAIN_DEPLOYMENT}-{self.model}"
+
+
+def publish_automations(settings: Settings, retrainings: list[DriftRetraining]) -> list[str]:
+    """Create, or update in place (by name), the platform's automations; their names. Those
+    of retraining on drift that no longer apply (a model gone from the project, or declared
+    with retrain_on_drift off) are deleted.
 
     Retraining on drift is rate-limited per model by the trigger's own window: a reactive
     trigger of threshold 1 fires on the first drift event, and the server then opens its next
-    window where that one ends (MLOPS_RETRAIN_COOLDOWN later), ignoring the events before it
+    window where that one ends (the cooldown later), ignoring the events before it
     (prefect/server/events/triggers.py). So windows of that length follow each other, and each
     starts at most one retraining. The failure webhook is set up only with MLOPS_NOTIFY_URL.
     """
-    automations = [_retrain_on_drift(settings, retrain_deployment_id)]
+    wanted = [_retrain_on_drift(settings, r) for r in retrainings if r.enabled]
+    _delete_retrainings_but({automation.name for automation in wanted})
+    automations = list(wanted)
     if settings.notify_url is not None:
         automations.append(_notify_on_failure(settings))
     else:
@@ -116,35 +150,53 @@ def publish_automations(settings: Settings, retrain_deployment_id: Any) -> list[
     return [_upsert(automation) for automation in automations]
 
 
-def _retrain_on_drift(settings: Settings, deployment_id: Any):
+def _delete_retrainings_but(kept: set[str]) -> None:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        for automation in client.read_automations():
+            if automation.name.startswith(RETRAIN_ON_DRIFT) and automation.name not in kept:
+                client.delete_automation(automation.id)
+                logger.info("Automation %r deleted (no longer declared)", automation.name)
+
+
+def _retrain_on_drift(settings: Settings, retraining: DriftRetraining):
     from datetime import timedelta
 
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-    data_uri = settings.training_data_uri or "{{ event.payload.training_data_uri }}"
+    cooldown = settings.retrain_cooldown if retraining.cooldown is None else retraining.cooldown
+    if retraining.model is None:  # the shared deployment: told which model, on what data
+        data_uri = settings.training_data_uri or "{{ event.payload.training_data_uri }}"
+        match = {"prefect.resource.id": "mlops.model.*"}
+        parameters = {
+            "model_name": "{{ event.resource['mlops.model'] }}",
+            "data_uri": data_uri,
+            "target": "{{ event.payload.target }}",
+        }
+        which = "its model"
+    else:  # the model's own deployment: its declared parameters stand
+        match = {"prefect.resource.id": "mlops.model.*", "mlops.model": retraining.model}
+        parameters = {}
+        which = retraining.model
     return AutomationCore(
-        name=RETRAIN_ON_DRIFT,
-        description="Drift in a batch prediction retrains its model, with approval required; "
-        f"at most once per {settings.retrain_cooldown} s per model (MLOPS_RETRAIN_COOLDOWN).",
+        name=retraining.automation_name,
+        description=f"Drift in a batch prediction retrains {which}, with approval required; "
+        f"at most once per {cooldown} s per model.",
         trigger=EventTrigger(
             expect={DRIFT_DETECTED},
-            match={"prefect.resource.id": "mlops.model.*"},
+            match=match,
             for_each={"mlops.model"},
             posture=Posture.Reactive,
             threshold=1,
-            within=timedelta(seconds=settings.retrain_cooldown),
+            within=timedelta(seconds=cooldown),
         ),
         actions=[
             RunDeployment(
                 source="selected",
-                deployment_id=deployment_id,
-                parameters={
-                    "model_name": "{{ event.resource['mlops.model'] }}",
-                    "data_uri": data_uri,
-                    "target": "{{ event.payload.target }}",
-                    "require_approval": True,
-                },
+                deployment_id=retraining.deployment_id,
+                parameters={**parameters, "require_approval": True},
             )
         ],
     )

@@ -3,7 +3,9 @@ reviewable JSON for expectations/."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,24 @@ def suggest_suite(
         },
         "expectations": expectations,
     }
+
+
+def write_suite(
+    frame: pd.DataFrame, name: str, target: str | None, task: str | None, path: Path
+) -> Path:
+    """The suite suggested from ``frame`` written to ``path``, once it accepts the data it came
+    from (else nothing is left written, and the rejection is raised)."""
+    from tasks.quality import validation
+
+    label = target if target in frame.columns else None
+    suite = suggest_suite(frame, name, label, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(suite, indent=2) + "\n")
+    report = validation.validate_frame(frame, path)
+    if not report.success:  # a suite must accept the data it came from
+        path.unlink()
+        raise validation.DataValidationError(report)
+    return path
 
 
 def _notes(frame: pd.DataFrame, target: str | None, task: str | None, types: FeatureTypes) -> str:
