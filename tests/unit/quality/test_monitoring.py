@@ -140,15 +140,27 @@ def test_a_version_without_profiles_is_reported_unchecked(digits):
 def test_drift_retrains_with_approval_once_per_cooldown_per_model():
     settings = Settings(retrain_cooldown=900, training_data_uri=None)
     deployment = uuid.uuid4()
-    automation = events._retrain_on_drift(settings, deployment)
+    automation = events._retrain_on_drift(settings, events.DriftRetraining(None, deployment))
     trigger, (action,) = automation.trigger, automation.actions
     assert trigger.expect == {events.DRIFT_DETECTED} and trigger.for_each == {"mlops.model"}
     assert trigger.threshold == 1 and trigger.within == timedelta(seconds=900)
     assert action.deployment_id == deployment and action.parameters["require_approval"] is True
     assert action.parameters["data_uri"] == "{{ event.payload.training_data_uri }}"
     pinned = Settings(training_data_uri="s3://data/train.parquet")
-    (action,) = events._retrain_on_drift(pinned, deployment).actions
+    (action,) = events._retrain_on_drift(pinned, events.DriftRetraining(None, deployment)).actions
     assert action.parameters["data_uri"] == "s3://data/train.parquet"
+
+
+def test_a_declared_model_retrains_through_its_own_deployment_with_its_cooldown():
+    deployment = uuid.uuid4()
+    declared = events.DriftRetraining("churn", deployment, cooldown=120)
+    automation = events._retrain_on_drift(Settings(retrain_cooldown=900), declared)
+    assert automation.name == "mlops-retrain-on-drift-churn"
+    assert automation.trigger.match.root["mlops.model"] == "churn"
+    assert automation.trigger.within == timedelta(seconds=120)
+    (action,) = automation.actions
+    # Its declared data, label and candidates stand: only the approval is asked for.
+    assert action.deployment_id == deployment and action.parameters == {"require_approval": True}
 
 
 def test_the_version_resource_names_model_and_version():
