@@ -15,6 +15,9 @@ from tasks.quality.monitoring import BatchCheck
 logger = logging.getLogger(__name__)
 
 DRIFT_DETECTED = "mlops.drift.detected"
+# A champion's production metric (from labels fed back, or estimated) significantly worse
+# than its test metric: the same automations as drift retrain on it.
+PERFORMANCE_DEGRADED = "mlops.performance.degraded"
 PROMOTED = "mlops.model.promoted"
 REJECTED = "mlops.model.rejected"
 RETRAIN_ON_DRIFT = "mlops-retrain-on-drift"
@@ -182,10 +185,11 @@ def _retrain_on_drift(settings: Settings, retraining: DriftRetraining):
         which = retraining.model
     return AutomationCore(
         name=retraining.automation_name,
-        description=f"Drift in a batch prediction retrains {which}, with approval required; "
+        description=f"Drift in a batch prediction, or lost performance, retrains {which}, with "
+        "approval required; "
         f"at most once per {cooldown} s per model.",
         trigger=EventTrigger(
-            expect={DRIFT_DETECTED},
+            expect={DRIFT_DETECTED, PERFORMANCE_DEGRADED},
             match=match,
             for_each={"mlops.model"},
             posture=Posture.Reactive,

@@ -142,7 +142,8 @@ def test_drift_retrains_with_approval_once_per_cooldown_per_model():
     deployment = uuid.uuid4()
     automation = events._retrain_on_drift(settings, events.DriftRetraining(None, deployment))
     trigger, (action,) = automation.trigger, automation.actions
-    assert trigger.expect == {events.DRIFT_DETECTED} and trigger.for_each == {"mlops.model"}
+    assert trigger.expect == {events.DRIFT_DETECTED, events.PERFORMANCE_DEGRADED}
+    assert trigger.for_each == {"mlops.model"}
     assert trigger.threshold == 1 and trigger.within == timedelta(seconds=900)
     assert action.deployment_id == deployment and action.parameters["require_approval"] is True
     assert action.parameters["data_uri"] == "{{ event.payload.training_data_uri }}"
