@@ -39,6 +39,13 @@ FAILURE_PAYLOAD = """{
 }"""
 
 
+def checked_cron(value: str) -> str:
+    """A cron string as Prefect's schedules accept it (ValueError naming it otherwise)."""
+    from prefect._internal.schemas.validators import validate_cron_string
+
+    return validate_cron_string(value)
+
+
 def version_resource(model: str, version: str) -> dict[str, str]:
     """A registered model version as a Prefect event's resource."""
     return {
