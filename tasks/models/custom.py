@@ -228,6 +228,8 @@ def call(entry: CandidateEntry, spec: CandidateSpec) -> Any:
     function = load_function(entry)
     try:
         return function(spec)
+    except CandidateError:
+        raise
     except Exception as exc:
         raise failed(entry, exc) from exc
 

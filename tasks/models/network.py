@@ -230,6 +230,8 @@ class _KerasMLP(BaseEstimator):
         )
         self.n_epochs_ = len(self.history_["loss"])
         self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        # A user's network, compiled by the user, may report no metric beyond its loss.
+        watched = self._watched if self._watched in self.history_ else "val_loss"
         logger.info(
             "Keras network on %s (%s, %s): %d epochs (best %d), %s %.4f",
             device.device,
@@ -237,8 +239,8 @@ class _KerasMLP(BaseEstimator):
             device.precision,
             self.n_epochs_,
             self.best_epoch_,
-            self._watched,
-            self.history_[self._watched][self.best_epoch_ - 1],
+            watched,
+            self.history_[watched][self.best_epoch_ - 1],
         )
         return self
 

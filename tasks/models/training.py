@@ -143,5 +143,7 @@ def fit_users_candidate(
         outputs = fitted.predict_proba(checked) if classes else fitted.predict(checked)
         custom.check_outputs(entry, np.asarray(outputs), len(checked), len(classes) or 1)
         return fitted
+    except custom.CandidateError:
+        raise  # already names it (raised from itself, it would be its own cause: a cycle)
     except Exception as exc:
         raise custom.failed(entry, exc) from exc

@@ -8,6 +8,7 @@ folder the process that runs it started in.
 
 from __future__ import annotations
 
+import re
 import sys
 import zoneinfo
 from pathlib import Path
@@ -207,18 +208,34 @@ def read_project(path: Path, settings: Settings) -> Project:
 
 
 def _where(exc: ValidationError) -> str:
-    """The first error of a validation, as `model 'NAME', key KEY: message`."""
-    error = exc.errors()[0]
+    """The first error of a validation, as `model 'NAME', key KEY: message`.
+
+    A value of a union (a schedule's string or list, retrain_on_drift's bool or mapping, a
+    candidate's string or mapping) fails each alternative: the one it was written for goes
+    deepest, and says what is wrong; the others only that it is not them."""
+    errors = exc.errors()
+    field = errors[0]["loc"][:3]
+    error = max((e for e in errors if e["loc"][:3] == field), key=lambda e: len(e["loc"]))
     location = [str(part) for part in error["loc"]]
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     if location[:1] == ["models"] and len(location) >= 2:
-        name, keys = location[1], [k for k in location[2:] if not k.startswith(("str", "list["))]
+        name, keys = location[1], [k for k in location[2:] if not _UNION_TAG.match(k)]
+        if keys == ["[key]"]:
+            return f"model {name!r}: not a valid model name ({MODEL_NAME_RULE})"
         if not keys:
             return f"model {name!r}: {message}"
         return f"model {name!r}, key {'.'.join(keys)}: {message}"
     return f"key {'.'.join(location)}: {message}"
+
+
+# How pydantic names a union's alternative in an error's location: str, bool, list[...],
+# or a model's class (the keys of the file are lower-case).
+_UNION_TAG = re.compile(r"^(str|bool|int|float|[A-Z]\w*|\w+\[.*\])$")
+MODEL_NAME_RULE = (
+    "letters, digits, '_', '.' and '-', from a letter or digit, at most 100 characters"
+)
 
 
 def _resolved(declared: ModelDeclaration, name: str, base: Path, settings: Settings):
