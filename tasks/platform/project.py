@@ -36,23 +36,22 @@ class ScheduleEntry(_Strict):
     """One schedule of a model's retraining: a cron string in a time zone (default UTC)."""
 
     cron: str
-    timezone: str | None = None
+    timezone: str = "UTC"
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from prefect._internal.schemas.validators import validate_cron_string
+        from tasks.platform.events import checked_cron
 
-        return validate_cron_string(value)
+        return checked_cron(value)
 
     @field_validator("timezone")
     @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {value!r}") from exc
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
 
