@@ -130,8 +130,6 @@ def train_candidates(
             folds = validate_chosen(settings, results.family, splits, epochs, job_key, inputs)
             results = replace(results, cross_validation=folds)
     else:
-        if declared:
-            raise CandidateError("a sweep searches the built-in families: declare no candidates")
         features.check_sweepable(inputs)
         space = search_space(sweep, settings.seed)
         won = run_sweep(settings, run_id, model_name, splits, epochs, space)

@@ -32,12 +32,13 @@ def before_work(
     suite: str | None,
     candidates: list[CandidateEntry] | None = None,
     promotion: PromotionDeclaration | None = None,
+    sweep: str = "none",
 ) -> tuple[Settings, Path]:
     """Before any work: the settings read (with the model's own promotion policy), the job's
     inputs checked (its suite's path found, its candidates imported), the storage reachable,
     and what a killed run left half-registered repaired."""
     settings = project.applied(load_settings(), promotion)
-    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite, candidates)
+    suite_path = jobs.check_inputs(settings, data_uri, model_name, suite, candidates, sweep)
     check_storage(settings)
     repair_registry(settings, model_name)
     return settings, suite_path

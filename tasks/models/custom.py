@@ -34,6 +34,9 @@ BUILT_IN = {
 FAMILIES = ("keras_mlp", "logistic_regression", "svm", "gradient_boosting", "ridge")
 
 
+SWEEP_REFUSES = "a sweep searches the built-in families: declare no candidates, or no sweep"
+
+
 class CandidateError(PlatformError):
     """A candidate whose code failed: raised, returned something else, predicted wrongly."""
 
@@ -50,6 +53,9 @@ class CandidateEntry(BaseModel):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: Literal["encoded", "raw"] = "encoded"
+    # The folder a module:function entry imports from (the project file's): set when the
+    # file is read, so a flow run on a worker elsewhere imports it from there too.
+    path: str | None = None
 
     @property
     def builtin(self) -> bool:
@@ -70,10 +76,12 @@ class CandidateEntry(BaseModel):
         """What identifies it in a job's key: the entry, and its code's sha256 (a changed file
         is a new job)."""
         found = {"entry": self.entry, "name": self.family, "params": self.params}
-        if not self.builtin:
-            source = code_path(self)
-            if source is not None and source.is_file():
-                found["sha256"] = hashlib.sha256(source.read_bytes()).hexdigest()
+        if not self.builtin and (source := code_path(self)) is not None:
+            files = sorted(source.rglob("*.py")) if source.is_dir() else [source]
+            digest = hashlib.sha256()
+            for file in files:
+                digest.update(f"{file.relative_to(source.parent)}\0".encode() + file.read_bytes())
+            found["sha256"] = digest.hexdigest()
         return {**found, "inputs": self.inputs}
 
 
@@ -100,9 +108,12 @@ def checked_entries(
 
 
 def with_file_from(entry: CandidateEntry, base: Path) -> CandidateEntry:
-    """A ``file.py:function`` entry with the file's path absolute (relative ones from ``base``)."""
-    if entry.file is None:
+    """A ``file.py:function`` entry with the file's path absolute (relative ones from
+    ``base``); a ``module:function`` one importing from ``base``."""
+    if entry.builtin:
         return entry
+    if entry.file is None:
+        return entry if entry.path else entry.model_copy(update={"path": str(base.resolve())})
     function = entry.entry.rpartition(":")[2]
     return entry.model_copy(update={"entry": f"{(base / entry.file).resolve()}:{function}"})
 
@@ -139,6 +150,8 @@ def load_function(entry: CandidateEntry) -> Callable[..., Any]:
         if entry.file is not None:
             module = _import_file(entry.file)
         else:
+            if entry.path is not None and entry.path not in sys.path:
+                sys.path.append(entry.path)
             module = importlib.import_module(module_name)
         found = getattr(module, function)
     except CandidateError:
@@ -247,6 +260,20 @@ def is_keras_model(found: Any) -> bool:
     return any(
         c.__module__.startswith("keras") and c.__name__ == "Model" for c in type(found).mro()
     )
+
+
+def check_servable(entry: CandidateEntry, model) -> None:
+    """A Keras model must be Sequential or functional: it is saved for serving from its
+    layers (a subclassed model has none to save from)."""
+    try:
+        layered = "layers" in (model.get_config() or {})
+    except Exception:
+        layered = False
+    if not layered:
+        raise CandidateError(
+            f"candidate {entry.family} ({entry.entry}) returned a subclassed Keras model: "
+            "return a Sequential or functional one (it is saved for serving from its layers)"
+        )
 
 
 def is_estimator(found: Any) -> bool:

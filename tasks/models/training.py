@@ -118,6 +118,7 @@ def fit_users_candidate(
         )
         made = custom.call(entry, spec)
         if custom.is_keras_model(made):
+            custom.check_servable(entry, made)
             network = KerasMLPClassifier if task == "classification" else KerasMLPRegressor
             estimator = network(
                 epochs=epochs,

@@ -9,16 +9,21 @@ folder the process that runs it started in.
 from __future__ import annotations
 
 import re
-import sys
 import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import PlatformError
 from tasks.core.parameters import DriftMode, Epochs, ModelName, TaskChoice
-from tasks.models.custom import CandidateEntry, CandidateError, checked_entries, parse_entries
+from tasks.models.custom import (
+    SWEEP_REFUSES,
+    CandidateEntry,
+    CandidateError,
+    checked_entries,
+    parse_entries,
+)
 from tasks.platform.settings import Settings
 
 FILE_NAME = "mlops.yaml"
@@ -116,6 +121,12 @@ class ModelDeclaration(_Strict):
     retrain_on_drift: bool | RetrainOnDrift = True
     sweep: Literal["none", "grid", "random"] = "none"
     cv: bool = False
+
+    @model_validator(mode="after")
+    def _sweep(self):
+        if self.candidates and self.sweep != "none":
+            raise ValueError(SWEEP_REFUSES)
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -249,8 +260,6 @@ def _resolved(declared: ModelDeclaration, name: str, base: Path, settings: Setti
     except PlatformError as exc:
         raise _at("data", str(exc)) from None
     suite = _suite(declared.suite or name, base, settings)
-    if declared.candidates and str(base) not in sys.path:
-        sys.path.append(str(base))  # module:function entries import from the file's folder
     try:
         candidates = checked_entries(declared.candidates, declared.task, base)
     except CandidateError as exc:

@@ -56,6 +56,7 @@ def check_inputs(
     model_name: str,
     suite: str | None,
     candidates: list[CandidateEntry] | None = None,
+    sweep: str = "none",
 ) -> Path:
     """Refuse a training job's malformed inputs before any work; return its suite's path.
 
@@ -70,6 +71,8 @@ def check_inputs(
     versions.check_model_name(model_name)
     if candidates:
         custom.check_entries(candidates)
+        if sweep != "none":
+            raise custom.CandidateError(custom.SWEEP_REFUSES)
     return validation.resolve_suite(suite or model_name, settings.suites_dir)
 
 

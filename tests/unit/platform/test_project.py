@@ -91,8 +91,20 @@ def test_a_two_model_file_is_read_with_its_paths_from_its_own_folder(folder, hom
         "sweep": "none",
         "cv": False,
         "candidates": [
-            {"entry": "logistic_regression", "name": None, "params": {}, "inputs": "encoded"},
-            {"entry": forest.entry, "name": "forest", "params": {"trees": 10}, "inputs": "encoded"},
+            {
+                "entry": "logistic_regression",
+                "name": None,
+                "params": {},
+                "inputs": "encoded",
+                "path": None,
+            },
+            {
+                "entry": forest.entry,
+                "name": "forest",
+                "params": {"trees": 10},
+                "inputs": "encoded",
+                "path": None,
+            },
         ],
         "promotion": {"metric": "test_f1_macro", "margin": 0.01},
     }
