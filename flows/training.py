@@ -1,5 +1,5 @@
-"""The training flow: load -> validate -> types -> drift -> split -> fit -> evaluate ->
-compress -> serve-check -> register -> promote.
+"""The training flow: load -> validate -> types -> drift -> split -> screen leaks -> fit ->
+evaluate -> compress -> serve-check -> register -> promote.
 
 Each line of the flow is one step (flows/steps/, a module per stage); what a step does lives
 in tasks/.
@@ -23,7 +23,7 @@ from flows.steps.data import (
     split_data,
     validate_data,
 )
-from flows.steps.evaluation import evaluate
+from flows.steps.evaluation import evaluate, screen_leaks
 from flows.steps.models import detect_device, train_candidates
 from flows.steps.registry import (
     announce_decision,
@@ -109,6 +109,7 @@ def training_flow(
         profile_data(settings, run_id, frame, target, inputs)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target, inputs)  # frame's rows move there
+        leaks = screen_leaks(settings, run_id, splits, inputs)
         device = detect_device(settings, run_id)
         candidates = train_candidates(
             settings,
@@ -129,7 +130,7 @@ def training_flow(
         decision = decide_promotion(settings, candidates, champion, splits, inputs)
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(model_name, run_id, str(flow_run.id), data_uri, target, snapshot,
-            report, drift_report, device, job_key, jobs.code_version(), inputs)  # fmt: skip
+            report, drift_report, device, job_key, jobs.code_version(), inputs, leaks)  # fmt: skip
         version, decision = register_and_promote(
             settings, lineage, candidates, served, plots, decision, force
         )

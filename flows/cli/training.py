@@ -173,14 +173,23 @@ def train(
     if result["skipped"]:
         typer.echo(f"\n{result['model']} v{result['version']}: {result['decision']}")
         return
-    typer.echo(
+    lines = [
         f"\n{result['model']} v{result['version']} ({result['family']}, {result['task']}): "
-        f"{metrics_line(result['metrics'])} on the test set\n"
-        f"Decision: {result['alias']}: {result['decision']}\n"
-        f"Drift: {_drift_line(result['drift'])}\n"
-        f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...\n"
-        f"Look at it: `mlops up` (Prefect and MLflow UIs for this home), or "
-        f"`mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`"
+        f"{metrics_line(result['metrics'])} on the test set",
+        f"Decision: {result['alias']}: {result['decision']}",
+        f"Drift: {_drift_line(result['drift'])}",
+        *(_leak_line(leak) for leak in result["suspected_leaks"]),
+        f"Champion: v{result['champion_version']}    data sha256: {result['data_sha256'][:16]}...",
+        "Look at it: `mlops up` (Prefect and MLflow UIs for this home), or "
+        f"`mlflow ui --backend-store-uri {settings.resolved_tracking_uri}`",
+    ]
+    typer.echo("\n".join(lines))
+
+
+def _leak_line(leak: dict[str, Any]) -> str:
+    return (
+        f"Suspected leak: {leak['feature']} alone predicts the label ({leak['score']:.3f} on "
+        f"held-out rows); check it, or leave it out with --exclude {leak['feature']}"
     )
 
 

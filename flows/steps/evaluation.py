@@ -1,5 +1,6 @@
-"""The training flow's evaluation steps: intervals and slices, permutation importance, the
-compact variant, the plots, and the profile of the predictions that monitoring compares with."""
+"""The training flow's evaluation steps: the screen for leaks before fitting; then intervals
+and slices, permutation importance, the compact variant, the plots, and the profile of the
+predictions that monitoring compares with."""
 
 from __future__ import annotations
 
@@ -11,13 +12,40 @@ from pathlib import Path
 from flows.steps import step
 from tasks.data.features import ModelInputs
 from tasks.data.splits import Splits
-from tasks.evaluation import compression, evidence, explanations, scoring
+from tasks.evaluation import compression, evidence, explanations, leakage, scoring
 from tasks.platform.outcomes import CandidateResults
 from tasks.platform.settings import Settings
 from tasks.quality import monitoring
 from tasks.registry import registration, tracking
 
 logger = logging.getLogger(__name__)
+
+
+@step(name="screen for leaks")
+def screen_leaks(
+    settings: Settings, run_id: str, splits: Splits, inputs: ModelInputs
+) -> tuple[leakage.Leak, ...]:
+    """The numeric features that alone predict the label almost perfectly where the other
+    features cannot (on a sample of the training and validation rows): warned, on the run
+    (tag `suspected_leaks`), in the model card and the result. The job goes on: `--exclude`
+    or the suite's feature types settle it."""
+    leaks = leakage.suspected_leaks(
+        splits.X_train,
+        splits.y_train,
+        splits.X_val,
+        splits.y_val,
+        inputs.types.numeric,
+        inputs.task,
+        settings.seed,
+    )
+    tracking.set_run_tags(settings, run_id, {"suspected_leaks": leakage.tag(leaks)})
+    for leak in leaks:
+        logger.warning(
+            "Suspected leak: %s; check how it is recorded, or leave it out with --exclude %s",
+            leak.describe(),
+            leak.feature,
+        )
+    return leaks
 
 
 @step(name="weigh evidence")

@@ -87,7 +87,7 @@ def is_number(values: pd.Series) -> bool:
 
 def infer_types(frame: pd.DataFrame, target: str | None) -> FeatureTypes:
     """Each column but the label: numeric, categorical (text, booleans), or excluded with the
-    reason (no values, one value, an identifier, free text, dates and times)."""
+    reason (no values, one value, a row index, an identifier, free text, dates and times)."""
     numeric, categorical, excluded = [], [], {}
     for name in frame.columns:
         if name == target:
@@ -118,6 +118,8 @@ def column_kind(values: pd.Series) -> str:
         return CATEGORICAL
     if is_number(values):
         whole = pd.api.types.is_integer_dtype(values)
+        if whole and unique_rows and (run := _row_index(values, distinct)):
+            return f"row index ({run}, one per row)"
         if whole and unique_rows and distinct == len(present) and _ID_NAME.search(str(values.name)):
             return "identifier (a distinct value per row)"
         return NUMERIC
@@ -129,6 +131,17 @@ def column_kind(values: pd.Series) -> str:
     if unique_rows:
         return "identifier (a distinct value per row)"
     return CATEGORICAL
+
+
+def _row_index(values: pd.Series, distinct: int) -> str | None:
+    """The run "0..n-1" or "1..n" when a column of whole numbers holds exactly that, one value
+    per row (an exported row index: `Unnamed: 0`, R's `rownames`, `index`); else None. A
+    table sorted by its label turns such a column into the label's own order: a leak."""
+    rows = len(values)
+    if distinct != rows:
+        return None
+    low, high = int(values.min()), int(values.max())
+    return f"{low}..{high}" if low in (0, 1) and high == low + rows - 1 else None
 
 
 def _looks_like_dates(text: pd.Series) -> bool:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.data.features import ModelInputs
 from tasks.data.snapshots import Snapshot
+from tasks.evaluation.leakage import Leak
 from tasks.evaluation.promotion import PromotionDecision
 from tasks.models.custom import CandidateEntry
 from tasks.models.devices import DeviceStrategy
@@ -59,6 +60,7 @@ class Lineage:
     job_key: str
     git_commit: str | None
     inputs: ModelInputs
+    leaks: tuple[Leak, ...] = ()  # numeric features suspected of giving the label away
 
     def tags(self, family: str) -> dict[str, str]:
         tags = {
@@ -107,6 +109,7 @@ class TrainingResult:
     features: dict[str, Any] | None = None  # numeric, categorical, excluded (column -> why)
     candidates: list[str] = field(default_factory=list)  # those scored, in their order
     failed_candidates: dict[str, str] = field(default_factory=dict)  # name -> its error
+    suspected_leaks: list[dict[str, Any]] = field(default_factory=list)  # feature, score
 
     @classmethod
     def trained(
@@ -144,6 +147,7 @@ class TrainingResult:
             features=lineage.inputs.types.to_dict(),
             candidates=list(candidates.scores),
             failed_candidates=candidates.failed,
+            suspected_leaks=[leak.as_dict() for leak in lineage.leaks],
         )
 
     @classmethod

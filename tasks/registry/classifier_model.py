@@ -3,9 +3,10 @@
 MLflow copies this file into the model and runs it when the model is loaded, so it imports
 nothing of the platform: a registered model loads wherever MLflow and the model's pip
 requirements are installed. It predicts from the feature columns as they arrive (text,
-missing cells, whole or fractional numbers): the preprocessing learned in training is part of
-the stored estimator. Predictions are a DataFrame: for a classifier ``prediction`` (the class
-label) and one ``probability_<label>`` column per class; for a regressor ``prediction``.
+missing cells, whole or fractional numbers; other columns ignored): the preprocessing learned
+in training is part of the stored estimator. Predictions are a DataFrame: for a classifier
+``prediction`` (the class label) and one ``probability_<label>`` column per class; for a
+regressor ``prediction``.
 """
 
 import importlib
@@ -24,6 +25,17 @@ def as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
     return values.astype("str").where(values.notna())
+
+
+def as_number(values: pd.Series) -> pd.Series:
+    """A numeric column as float64, missing cells NaN: whole numbers, fractions and gaps
+    arrive alike (the signature signs every feature as `Any`), the estimator reads one."""
+    if values.dtype == "float64":
+        return values
+    try:
+        return pd.to_numeric(values).astype("float64")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"column {values.name!r} must hold numbers: {exc}") from None
 
 
 class Classifier(mlflow.pyfunc.PythonModel):
@@ -57,10 +69,11 @@ class Classifier(mlflow.pyfunc.PythonModel):
             self.network = None
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns in training's order, categorical ones as text."""
+        """The feature columns in training's order, categorical ones as text, numeric ones
+        as float64."""
         out = frame[self.features].copy()
-        for name in self.categories:
-            out[name] = as_text(out[name])
+        for name in self.features:
+            out[name] = as_text(out[name]) if name in self.categories else as_number(out[name])
         return out
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:

@@ -14,8 +14,10 @@ def render(
     decision: PromotionDecision,
     plots: list[str],
 ) -> str:
-    """Markdown: data snapshot, validation outcome, metrics of every candidate, plots, decision."""
+    """Markdown: data snapshot, the features (those left out, with why; those suspected of
+    leaking the label), validation outcome, metrics of every candidate, plots, decision."""
     metric_names = list(next(iter(candidates.scores.values())))
+    types = lineage.inputs.types
     lines = [
         f"# Model card: {lineage.model} v{version}",
         "",
@@ -31,7 +33,14 @@ def render(
         f"- Snapshot: `{lineage.snapshot.uri}`",
         f"- sha256: `{lineage.snapshot.sha256}`",
         f"- Shape: {lineage.snapshot.rows} rows x {lineage.snapshot.columns} columns",
-        f"- Features: {lineage.inputs.types.describe()}",
+        f"- Features: {len(types.numeric)} numeric, {len(types.categorical)} categorical",
+        "- Left out of the model: "
+        + ("; ".join(f"`{name}`: {why}" for name, why in types.excluded.items()) or "none"),
+        *(
+            f"- **Suspected leak:** {leak.describe(f'`{leak.feature}`')}; check how it is "
+            f"recorded, or leave it out with `--exclude {leak.feature}`"
+            for leak in lineage.leaks
+        ),
         "- Preprocessing inside the model: "
         + (
             "missing numbers imputed (median, with missing-indicators), categories one-hot "

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.errors import first_line
+from tasks.data.features import CATEGORICAL, NUMERIC
 from tasks.models import custom
 from tasks.models.custom import CandidateEntry
 from tasks.platform.settings import Settings
@@ -22,6 +23,9 @@ from tasks.quality.failures import plain_values
 from tasks.registry.store import RegistryError, client, refused, unreachable
 
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
+# The MLmodel metadata key of each feature's kind (numeric or categorical): the signature
+# signs every feature as `Any` (see `any_inputs`), so the kinds are recorded beside it.
+FEATURE_KINDS = "feature_kinds"
 
 
 def pip_requirements(kind: str) -> list[str]:
@@ -80,7 +84,7 @@ def log_model(
     candidate it is, whose code travels with it (MLflow's code_paths) and is imported before
     the model loads (custom Keras layers register themselves then)."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     kind = "keras" if hasattr(estimator, "model_") else "sklearn"
     with tempfile.TemporaryDirectory() as scratch:
@@ -89,11 +93,12 @@ def log_model(
         artifacts = _save_estimator(
             estimator, kind, features, categories or {}, Path(scratch), module
         )
-        # Whole-number features are signed as doubles: a model trained from a CSV of integers
-        # then scores float rows too, and `conform` widens integer rows for older versions.
-        example = _widened(example[features])
+        example = example[features]
         predictions = _predict_frame(estimator, example)
-        signature = infer_signature(example, predictions)
+        # The outputs as inferred from the predictions (infer_signature's first argument).
+        outputs = infer_signature(predictions).inputs
+        signature = ModelSignature(inputs=any_inputs(features), outputs=outputs)
+        kinds = {name: CATEGORICAL if name in (categories or {}) else NUMERIC for name in features}
         mlflow.set_tracking_uri(settings.resolved_tracking_uri)
         # log_model writes to the active run only; resume ours, then put its status back.
         try:
@@ -103,6 +108,7 @@ def log_model(
                     python_model=str(MODEL_CODE),
                     artifacts=artifacts,
                     signature=signature,
+                    metadata={FEATURE_KINDS: kinds},
                     pip_requirements=pip_requirements(kind),
                     code_paths=[str(code)] if code is not None else None,
                 )
@@ -243,20 +249,70 @@ def _predict_frame(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_model(settings: Settings, uri: str):
+    """A registered model as a pyfunc model whose inputs are checked as their kinds: score
+    it on rows passed through `conform`."""
     return _load(settings.resolved_tracking_uri, uri)
 
 
 def load_version(settings: Settings, name: str, version: str):
     """A registered version as a pyfunc model, loaded once per process: a version never
-    changes, so every partition a process (or a Dask worker) scores shares one copy."""
+    changes, so every partition a process (or a Dask worker) scores shares one copy. Its
+    inputs are checked as their kinds: score it on rows passed through `conform`."""
     return _load_once(settings.resolved_tracking_uri, f"models:/{name}/{version}")
 
 
+def any_inputs(features: list[str]):
+    """The signature's inputs: each feature by name, as MLflow's `Any`. MLflow enforces a typed
+    column strictly: `double` refuses int64 (a CSV of whole numbers), `long` refuses floats
+    and gaps, `string` refuses numbers, an empty column and pandas categories; `Any` takes
+    them all, and the model's own code reads each feature as its kind (docs/decisions.md)."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    return Schema([ColSpec(AnyType(), name) for name in features])
+
+
+def feature_kinds(signature, metadata: dict | None) -> dict[str, str]:
+    """Each input of a registered model and its kind (numeric or categorical), in the
+    signature's order: recorded beside the signature, or for a version signed before
+    (doubles and strings) read from the signature's types."""
+    from mlflow.types import DataType
+
+    recorded = (metadata or {}).get(FEATURE_KINDS) or {}
+    specs = signature.inputs.inputs if signature is not None else []
+    return {
+        spec.name: recorded.get(spec.name)
+        or (CATEGORICAL if spec.type == DataType.string else NUMERIC)
+        for spec in specs
+    }
+
+
+def _checked_as_kinds(model):
+    """The loaded model checking its `Any` inputs as their kinds (numbers as doubles,
+    categories as text) in this process, whose scoring conforms rows first (`conform`):
+    MLflow checks an `Any` column cell by cell in Python (about 1.5 s a million cells), a
+    typed one at once."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import DataType
+    from mlflow.types.schema import ColSpec, Schema
+
+    meta = model.metadata
+    if not (meta.metadata or {}).get(FEATURE_KINDS) or meta.signature is None:
+        return model  # signed with typed columns already (a version of before)
+    typed = {NUMERIC: DataType.double, CATEGORICAL: DataType.string}
+    kinds = feature_kinds(meta.signature, meta.metadata)
+    meta.signature = ModelSignature(
+        inputs=Schema([ColSpec(typed[kind], name) for name, kind in kinds.items()]),
+        outputs=meta.signature.outputs,
+        params=meta.signature.params,
+    )
+    return model
+
+
 def conform(model, frame: pd.DataFrame) -> pd.DataFrame:
-    """Integer columns where the model's signature expects doubles (a CSV of whole numbers
-    scored by a model trained on floats) widened to float64, and columns it expects as text
-    (categories a file holds as numbers, or a batch where one is empty) cast to text:
-    MLflow's schema enforcement refuses to do either itself."""
+    """Integer columns where the model checks doubles (a CSV of whole numbers) widened to
+    float64, and columns it checks as text (categories a file holds as numbers, or a batch
+    where one is empty) cast to text: MLflow's schema enforcement refuses to do either
+    itself. For a model loaded here (see `_checked_as_kinds`) or signed before `Any`."""
     from mlflow.types import DataType
 
     from tasks.models.preprocessing import as_text
@@ -271,22 +327,18 @@ def conform(model, frame: pd.DataFrame) -> pd.DataFrame:
         and c.name in frame.columns
         and not pd.api.types.is_string_dtype(frame[c.name])
     ]
-    frame = _widened(frame, [c for c in frame.columns if c in doubles])
+    integers = [
+        c for c in doubles if c in frame.columns and pd.api.types.is_integer_dtype(frame[c])
+    ]
+    frame = frame.astype(dict.fromkeys(integers, "float64")) if integers else frame
     return frame.assign(**{name: as_text(frame[name]) for name in texts}) if texts else frame
-
-
-def _widened(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """Integer columns (of `columns`, or all) as float64."""
-    names = frame.columns if columns is None else columns
-    integers = [c for c in names if pd.api.types.is_integer_dtype(frame[c])]
-    return frame.astype(dict.fromkeys(integers, "float64")) if integers else frame
 
 
 def _load(tracking_uri: str, uri: str):
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(uri)
+    return _checked_as_kinds(mlflow.pyfunc.load_model(uri))
 
 
 _load_once = functools.lru_cache(maxsize=4)(_load)

@@ -24,8 +24,9 @@ import pandas as pd
 
 from tasks.core import processes
 from tasks.core.errors import PlatformError
+from tasks.data.features import CATEGORICAL
 from tasks.platform.settings import Settings
-from tasks.registry.packaging import LoggedModel, same_predictions
+from tasks.registry.packaging import LoggedModel, feature_kinds, same_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -83,15 +84,14 @@ def request_body(frame: pd.DataFrame) -> str:
 
 
 def example_request(settings: Settings, model_uri: str) -> str:
-    """A request body of one row for the model: its signature's columns, numbers 0, text
-    empty (what to replace with real values)."""
+    """A request body of one row for the model: its signature's columns, numbers 0,
+    categories empty text (what to replace with real values)."""
     import mlflow
-    from mlflow.types import DataType
 
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    inputs = mlflow.models.get_model_info(model_uri).signature.inputs
-    blank = {DataType.string: "", DataType.boolean: False}
-    row = {spec.name: [blank.get(spec.type, 0)] for spec in inputs.inputs}
+    info = mlflow.models.get_model_info(model_uri)
+    kinds = feature_kinds(info.signature, info.metadata)
+    row = {name: ["" if kind == CATEGORICAL else 0] for name, kind in kinds.items()}
     return json.dumps(json.loads(request_body(pd.DataFrame(row))), separators=(",", ":"))
 
 

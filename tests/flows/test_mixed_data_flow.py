@@ -132,9 +132,10 @@ def test_champion_predicts_raw_rows_with_gaps_and_unseen_categories_in_a_fresh_p
         f"frame = pd.read_csv({str(path)!r})\n"
         "features = model.metadata.get_input_schema().input_names()\n"
         "out = model.predict(frame[features])\n"
-        "types = {c.name: c.type.name for c in model.metadata.get_input_schema().inputs}\n"
+        "types = {c.name: str(c.type) for c in model.metadata.get_input_schema().inputs}\n"
+        "kinds = model.metadata.metadata['feature_kinds']\n"
         "print(json.dumps({'predictions': out['prediction'].tolist(), 'columns': "
-        "list(out.columns), 'types': types}))\n"
+        "list(out.columns), 'types': types, 'kinds': kinds}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
@@ -144,8 +145,10 @@ def test_champion_predicts_raw_rows_with_gaps_and_unseen_categories_in_a_fresh_p
     assert len(answer["predictions"]) == 12
     assert set(answer["predictions"]) <= {"malignant", "benign"}
     assert answer["columns"] == ["prediction", "probability_benign", "probability_malignant"]
-    # The signature names each column's type; the left-out columns are not inputs.
-    assert answer["types"][SIZE] == "string" and answer["types"][TEXTURE] == "double"
+    # The signature names each column (as `Any`: numbers whole or not, text, gaps), its kind
+    # recorded beside it; the left-out columns are not inputs.
+    assert set(answer["types"].values()) == {"Any"}
+    assert answer["kinds"][SIZE] == "categorical" and answer["kinds"][TEXTURE] == "numeric"
     assert "patient id" not in answer["types"] and "visit date" not in answer["types"]
 
 

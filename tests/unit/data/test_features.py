@@ -23,7 +23,7 @@ def table(rows: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     return pd.DataFrame(
         {
-            "customer id": np.arange(rows),
+            "customer id": np.arange(rows) + 5000,
             "order key": [f"K-{i:05d}" for i in range(rows)],
             "weight (kg)": rng.normal(70, 10, rows),
             "Größe": rng.integers(150, 200, rows),
@@ -56,6 +56,32 @@ def test_types_name_numbers_categories_and_why_the_rest_are_left_out():
     assert types.excluded["country"] == "constant ('NL')"
     assert FeatureTypes.from_dict(types.to_dict()) == types
     assert "excluded: customer id (identifier" in types.describe()
+
+
+def test_a_row_index_is_left_out_as_such_whatever_its_name():
+    """Exported row numbers (pandas' `Unnamed: 0`, R's `rownames`, `index`), in any row order;
+    not numbers that merely count up, nor a run that is not 0..n-1 or 1..n."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "Unnamed: 0": np.arange(60),
+            "rownames": rng.permutation(np.arange(1, 61)),
+            "index": np.arange(60)[::-1],
+            "visits": np.arange(60) // 2,  # repeats: a feature
+            "year": np.arange(1990, 2050),  # distinct, but no row index
+            "label": rng.choice(["a", "b"], 60),
+        }
+    )
+    types = infer_types(frame, "label")
+    assert types.excluded == {
+        "Unnamed: 0": "row index (0..59, one per row)",
+        "rownames": "row index (1..60, one per row)",
+        "index": "row index (0..59, one per row)",
+    }
+    assert types.numeric == ("visits", "year")
+    assert "excluded: Unnamed: 0 (row index (0..59, one per row))" in types.describe()
+    # Too few rows to tell a row index from a small feature.
+    assert infer_types(frame.head(10), "label").numeric[:3] == ("Unnamed: 0", "rownames", "index")
 
 
 def test_task_follows_the_label():

@@ -168,6 +168,24 @@ def test_suite_meta_names_feature_types_task_and_why_columns_are_left_out(tabula
     assert checked == {"expect_column_values_to_not_be_null"}
 
 
+def test_a_row_index_exported_with_the_table_is_left_out_of_the_suites_features(tmp_path):
+    """A table sorted by its label, with its row numbers as pandas (`Unnamed: 0`), R
+    (`rownames`) and a database (`index`) export them: a reviewer reads why they are out."""
+    sorted_rows = mixed_frame().sort_values("label", ignore_index=True)
+    frame = sorted_rows.assign(rownames=np.arange(1, 401), index=np.arange(400))
+    frame.insert(0, "Unnamed: 0", np.arange(400))
+    frame = via_csv(tmp_path, frame)
+    suite = suggest_suite(frame, "churn", "label")
+    types = suite["meta"]["features"]
+    assert types["excluded"] == {
+        "Unnamed: 0": "row index (0..399, one per row)",
+        "rownames": "row index (1..400, one per row)",
+        "index": "row index (0..399, one per row)",
+    }
+    assert types["numeric"] == ["amount", "visits"]
+    assert "rownames: row index (1..400, one per row)" in suite["meta"]["notes"]
+
+
 def test_suite_accepts_its_table_in_memory_and_read_back_from_csv(tmp_path, tabular):
     frame, path = tabular
     for data in (frame, via_csv(tmp_path, frame)):

@@ -72,3 +72,59 @@ def test_a_mixed_type_network_serves_raw_rows_and_counts_unseen_categories(home)
     summary = packaging.PredictionSummary()
     summary.add(predicted)
     assert set(summary.as_dict()["predicted_summary"]) == {"mean", "min", "max"}
+
+
+def test_a_stored_model_predicts_a_plain_csv_read_of_whole_numbers_gaps_text_and_more(
+    home, tmp_path
+):
+    """What a fresh export of the training table holds, read by `pandas.read_csv` alone:
+    integer columns, a float column with gaps (and a holdout of whole numbers in it), text,
+    and a column the model never read; MLflow's own `predict` takes it as it is."""
+    from mlflow.models import get_model_info
+
+    from tasks.data.features import FeatureTypes
+    from tasks.models.preprocessing import categories, model_input
+    from tasks.models.training import build_candidate
+
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(
+        {
+            "visits": rng.integers(0, 9, 300),
+            "dose": rng.normal(5, 2, 300).round(2),
+            "ward": rng.choice(["east", "west", "north"], 300),
+        }
+    )
+    table.loc[::7, "dose"] = np.nan
+    label = np.where(table["visits"] + table["dose"].fillna(5) > 9, "high", "low")
+    types = FeatureTypes(("visits", "dose"), ("ward",))
+    X = model_input(table, types)
+    estimator = build_candidate("logistic_regression", 3, 0, types=types).fit(X, label)
+    settings = load_settings()
+    with tracking.tracking_run(settings, "toy", "toy", {}) as run_id:
+        logged = packaging.log_model(
+            settings, run_id, estimator, types.features, X.head(5), categories(types, X)
+        )
+    holdout = table.head(8).assign(dose=[3, 4, 5, 6, 7, 8, 9, 2], note="not a feature")
+    holdout.loc[0, "visits"] = 12  # whole numbers beyond training's, still int64
+    path = tmp_path / "holdout.csv"
+    holdout.to_csv(path, index=False)
+    rows = pd.read_csv(path)
+    assert pd.api.types.is_integer_dtype(rows["dose"]) and pd.api.types.is_string_dtype(
+        rows["ward"]
+    )
+    expected = estimator.predict(model_input(rows, types))
+    predicted = mlflow.pyfunc.load_model(logged.uri).predict(rows)
+    assert list(predicted["prediction"]) == list(expected)
+    gaps = rows.assign(dose=rows["dose"].where(rows.index % 2 == 0))  # float64 with NaN
+    assert len(mlflow.pyfunc.load_model(logged.uri).predict(gaps)) == 8
+    # Scored here (`mlops predict`), the rows are conformed and checked as their kinds.
+    model = packaging.load_model(settings, logged.uri)
+    assert list(model.predict(packaging.conform(model, rows))["prediction"]) == list(expected)
+    # The signature names each column; its kind is recorded beside it.
+    info = get_model_info(logged.uri)
+    assert info.signature.inputs.input_names() == ["visits", "dose", "ward"]
+    assert packaging.feature_kinds(info.signature, info.metadata) == {
+        "visits": "numeric",
+        "dose": "numeric",
+        "ward": "categorical",
+    }
