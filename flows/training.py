@@ -87,7 +87,7 @@ def training_flow(
         promotion: The model's promotion policy (metric, margin, test, guards, tolerance,
             slices); what is left out comes from the environment.
     """
-    settings, suite_path = before_work(data_uri, model_name, suite, candidates, promotion)
+    settings, suite_path = before_work(data_uri, model_name, suite, candidates, promotion, sweep)
     exclude = sorted(exclude or [])
     run_tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": data_uri}
     with tracking.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:

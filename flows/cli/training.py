@@ -114,23 +114,25 @@ def train(
         ),
     ] = False,
     sweep: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--sweep/--no-sweep",
             help="Search hyper-parameters of every family (candidates x folds as parallel "
-            "tasks; on the Dask cluster at MLOPS_DASK_ADDRESS when set)."
+            "tasks; on the Dask cluster at MLOPS_DASK_ADDRESS when set) [default: declared, "
+            "else no].",
         ),
-    ] = False,
+    ] = None,
     search: Annotated[
         SearchKind, typer.Option(help="With --sweep: the whole grid, or random draws from it.")
     ] = SearchKind.grid,
     cv: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--cv",
+            "--cv/--no-cv",
             help="Also cross-validate the chosen candidate (MLOPS_CV_FOLDS more fits, "
-            "default 5); a sweep always does.",
+            "default 5); a sweep always does [default: declared, else no].",
         ),
-    ] = False,
+    ] = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -158,11 +160,15 @@ def train(
         "model_name": model_name,
         "force": force,
     }
-    if sweep:
-        job["sweep"] = search.value
-    job["cv"] = cv or job["cv"]
+    if sweep is not None:
+        job["sweep"] = search.value if sweep else "none"
+    if cv is not None:
+        job["cv"] = cv
     job["candidates"] = run_command(checked_entries, job["candidates"], job["task"], Path.cwd())
-    run_command(check_inputs, settings, job["data_uri"], model_name, job["suite"])
+    run_command(
+        check_inputs, settings, job["data_uri"], model_name, job["suite"], job["candidates"],
+        job["sweep"],
+    )  # fmt: skip
     use_prefect_api(settings)
     from flows.training import training_flow
 
