@@ -1,5 +1,6 @@
-"""Batch inference: a registered model scores a checked batch; predictions are written out;
-the batch and its predictions are checked for drift from the model's own data (monitoring)."""
+"""Batch inference: a registered model scores a checked batch; predictions are written out
+and recorded (for the labels that arrive later: `mlops feedback`); the batch and its
+predictions are checked for drift from the model's own data (monitoring)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.runners import task_runner
 from flows.runs import FLOW_RUN_TAG, publish_report
-from tasks.data import sources
+from tasks.data import batches, sources
+from tasks.evaluation import estimation
 from tasks.platform import events
 from tasks.platform.settings import Settings, load_settings
 from tasks.quality import drift, monitoring, validation
@@ -65,13 +67,26 @@ def read_reference(settings: Settings, model: dict[str, str]) -> Reference:
 
 @step(name="score partition", task_run_name="score rows {start}+")
 def score_partition(
-    settings: Settings, frame: pd.DataFrame, model: dict[str, str], start: int, reference: Reference
+    settings: Settings,
+    frame: pd.DataFrame,
+    model: dict[str, str],
+    start: int,
+    reference: Reference,
+    id_column: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int], BatchTally]:
     """Check one partition against the model's suite, then predict it; rows are numbered
-    from `start`, their place in the whole input. Also the rows per categorical feature
-    holding a value the model never saw in training (predicted from its unknown bucket), and
-    the partition's drift tally against the reference (bounded, whatever its rows)."""
+    from `start`, their place in the whole input, and keyed by ``id_column`` when named (set
+    aside first: the suite and the model never see it). Also the rows per categorical
+    feature holding a value the model never saw in training (predicted from its unknown
+    bucket), and the partition's drift tally against the reference (bounded, whatever its
+    rows)."""
     suite = validation.resolve_suite(model["suite"], settings.suites_dir)
+    loaded = packaging.load_version(settings, model["name"], model["version"])
+    schema = loaded.metadata.get_input_schema()
+    names = schema.input_names() if schema else []
+    batches.key_column_check(id_column, frame.columns, model["target"], names)
+    key = frame[id_column] if id_column else None
+    frame = frame.drop(columns=[id_column]) if id_column else frame
     features = frame.drop(columns=[model["target"]], errors="ignore")  # allowed, not required
     report = validation.validate_frame(
         features, suite, ignore_columns=(model["target"],), row_count=False
@@ -79,10 +94,13 @@ def score_partition(
     if not report.success:
         logger.error("Rows %d-%d fail the suite: nothing written", start, start + len(frame) - 1)
         raise validation.DataValidationError(report)
-    loaded = packaging.load_version(settings, model["name"], model["version"])
     predictions = loaded.predict(packaging.conform(loaded, features))
     counted = monitoring.tally_partition(reference, frame, predictions, settings.seed, start)
-    predictions.insert(0, "row_id", range(start, start + len(frame)))
+    predictions.insert(0, batches.POSITION, range(start, start + len(frame)))
+    if key is not None and id_column == batches.POSITION:
+        predictions[batches.POSITION] = key.to_numpy()  # the batch's own row ids
+    elif key is not None:
+        predictions.insert(1, id_column, key.to_numpy())
     return predictions, packaging.unseen_categories(loaded, features), counted
 
 
@@ -91,6 +109,7 @@ def scored(
     partitions: Iterator[pd.DataFrame],
     model: dict[str, str],
     reference: Reference,
+    id_column: str | None = None,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, int], BatchTally]]:
     """The predictions of each partition, in input order. With MLOPS_DASK_ADDRESS they are
     scored on the cluster, a few partitions in flight at once; here, one after another."""
@@ -105,6 +124,7 @@ def scored(
                 "model": model,
                 "start": start,
                 "reference": reference,
+                "id_column": id_column,
             }
             pending.append(runner.submit(score_partition, parameters))
             start += len(frame)
@@ -122,11 +142,13 @@ def monitor_batch(
     rows: int,
     model: dict[str, str],
     data_uri: str,
+    batch: str,
 ) -> tuple[BatchCheck, str]:
     """The batch against the version's training profile and its predictions against the
     ones the version made on its test rows: a report on an MLflow run of the prediction (its
     id returned) and on the flow run, the version's tags of its last check, and on drift the
-    `mlops.drift.detected` event (whose automation retrains the model). One step: each step
+    `mlops.drift.detected` event (whose automation retrains the model). The version's tags
+    name its last recorded ``batch``, which `mlops feedback` joins labels with. One step: each step
     costs a Prefect task run's overhead, more than this work on a small batch."""
     from datetime import UTC, datetime
 
@@ -137,6 +159,7 @@ def monitor_batch(
     )
     name, version = reference.model, reference.version
     last_check = check.tags(datetime.now(UTC).isoformat(timespec="seconds"))
+    last_check[monitoring.LAST_BATCH] = batch
     tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": settings.redact(data_uri)}
     experiment, run_name, recorded = f"{name}-predictions", f"predict-{name}", None
     result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
@@ -144,7 +167,9 @@ def monitor_batch(
         store.unless_refused(settings, f"The check's MLflow run (experiment {experiment})"),
         tracking.tracking_run(settings, experiment, run_name, tags | last_check) as run_id,
     ):
-        tracking.log_params(settings, run_id, {"model_version": version, "rows": rows})
+        tracking.log_params(
+            settings, run_id, {"model_version": version, "rows": rows, "batch": batch}
+        )
         publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
         recorded = run_id
     with store.unless_refused(settings, f"The check on {name} v{version}'s monitor.* tags"):
@@ -161,12 +186,16 @@ def predict_flow(
     data_uri: str = "builtin:digits",
     output_uri: str = "predictions.csv",
     model: str = "digits@champion",
+    id_column: str | None = None,
 ) -> dict[str, Any]:
     """Score a batch with a registered model; the input must pass the model's suite first.
 
     Large inputs are read, checked and scored MLOPS_PARTITION_ROWS rows at a time (on the Dask
     cluster at MLOPS_DASK_ADDRESS when set), so memory stays bounded; the output appears only
-    once every partition passed and was scored.
+    once every partition passed and was scored. Every batch is recorded under the artifact
+    root, a Parquet part per partition (batch id, key, prediction, probabilities, version,
+    time), for `mlops feedback` to join the labels that arrive later; a classifier's accuracy
+    on it is estimated from its confidence meanwhile.
 
     Args:
         data_uri: Rows to score: builtin:NAME, a .csv or .parquet path; the label may be absent.
@@ -174,6 +203,8 @@ def predict_flow(
             key, under an allowed root (MLOPS_OUTPUT_ROOTS; default: the working folder,
             the home and the artifact root).
         model: NAME or NAME@ALIAS of a registered model (champion by default).
+        id_column: The column that identifies a row (set aside: no feature), which labels
+            are joined by; default: the row's position (the output's row_id).
     """
     settings = load_settings()
     sources.check_uri(data_uri)
@@ -183,11 +214,20 @@ def predict_flow(
     reference = read_reference(settings, resolved)
     partitions = sources.iter_partitions(data_uri, settings.partition_rows)
     summary, unseen, counted = PredictionSummary(), Counter(), BatchTally()
-    with sources.table_writer(output_uri) as table:
+    confidence, batch = estimation.ConfidenceTally(), batches.new_batch_id()
+    key = id_column or batches.POSITION
+    with (
+        sources.table_writer(output_uri) as table,
+        batches.recording(
+            settings.resolved_artifact_uri, resolved["name"], resolved["version"], batch, id_column
+        ) as record,
+    ):
         for index, (predictions, new, part) in enumerate(
-            scored(settings, partitions, resolved, reference)
+            scored(settings, partitions, resolved, reference, id_column)
         ):
             table.write(predictions)
+            record.write(predictions, predictions[key])
+            confidence.add(predictions)
             summary.add(predictions)
             unseen.update(new)
             counted += part
@@ -207,8 +247,9 @@ def predict_flow(
         table.rows / max(seconds, 1e-9),
         table.uri,
     )
+    logger.info("Batch %s recorded: %s", batch, record.manifest.uri)
     check, monitoring_run = monitor_batch(
-        settings, reference, counted, table.rows, resolved, data_uri
+        settings, reference, counted, table.rows, resolved, data_uri, batch
     )
     return {
         "model": resolved["name"],
@@ -216,6 +257,10 @@ def predict_flow(
         "alias": resolved["alias"],
         "rows": table.rows,
         "output": table.uri,
+        "batch": batch,
+        "batch_uri": settings.redact(record.manifest.uri),
+        "id_column": key,
+        "estimated_metrics": confidence.estimate(),
         "seconds": round(seconds, 3),
         **summary.as_dict(),
         "unseen_categories": dict(unseen),

@@ -160,3 +160,8 @@ def exists(uri: str) -> bool:
     except BotoCoreError as exc:
         raise _explain(s3, location, exc) from exc
     return True
+
+
+def delete(uri: str) -> None:
+    """Remove an object (a missing one is no error: S3 answers a delete of it with success)."""
+    _transfer(uri, lambda s3, at: s3.delete_object(Bucket=at.bucket, Key=at.key))

@@ -17,6 +17,8 @@ PREDICTION = "prediction"
 # Version tags keeping the last check of a batch against the version (MLflow tag values are
 # short: the drifted features are named up to this many characters).
 TAG_PREFIX = "monitor."
+# The version's tag naming the last batch it scored, as recorded (tasks/data/batches.py).
+LAST_BATCH = f"{TAG_PREFIX}last_batch"
 _NAMED = 500
 
 
