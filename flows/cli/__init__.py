@@ -43,6 +43,7 @@ for command in (project.init, training.train, training.validate):
 suite_app.command("suggest")(training.suite_suggest)
 for command in (registry.models, registry.promote, registry.rollback, inference.predict):
     app.command()(command)
+app.command()(inference.feedback)
 app.command()(inference.export)
 for command in (servers.serve, project.deploy, servers.up, servers.down):
     app.command()(command)

@@ -1,4 +1,4 @@
-"""Inference: `mlops predict`, `mlops export`, `mlops serve-model`."""
+"""Inference: `mlops predict`, `mlops feedback`, `mlops export`, `mlops serve-model`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ from flows.cli.output import (
     use_prefect_api,
 )
 
+IdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--id-column",
+        help="The column identifying each row (set aside: no feature), which labels are "
+        "joined by (default: the row's position, the output's row_id).",
+    ),
+]
+
 
 class ExportFormat(StrEnum):
     tflite = "tflite"
@@ -31,13 +40,17 @@ def predict(
     output: Annotated[str, typer.Option(help="Where to write predictions: .csv or .parquet.")] = (
         "predictions.csv"
     ),
+    id_column: IdOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a batch with a registered model (its suite checks the input first)."""
+    """Score a batch with a registered model (its suite checks the input first); the batch is
+    recorded for the labels that arrive later (`mlops feedback`)."""
     use_prefect_api(prepare())
     from flows.inference import predict_flow
 
-    result = run_command(predict_flow, data_uri=data, output_uri=output, model=model)
+    result = run_command(
+        predict_flow, data_uri=data, output_uri=output, model=model, id_column=id_column
+    )
     if as_json:
         print_json(result)
         return
@@ -45,10 +58,78 @@ def predict(
         f"{result['rows']} predictions by {result['model']} v{result['version']} "
         f"in {result['seconds']:.2f} s -> {result['output']}"
     )
+    typer.echo(f"Batch {result['batch']} recorded (keyed by {result['id_column']})")
+    if estimated := result["estimated_metrics"]:
+        low, high = estimated["accuracy_interval"]
+        typer.echo(
+            f"Estimated accuracy before labels: {estimated['accuracy']:.4f} ({low:.4f}-{high:.4f}"
+            f"), from its {estimated['method']}"
+        )
     if result["unseen_categories"]:
         shown = ", ".join(f"{k}: {v} rows" for k, v in result["unseen_categories"].items())
         typer.echo(f"Categories never seen in training (unknown bucket): {shown}")
     typer.echo(result["drift_summary"])
+
+
+def feedback(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data", help="The labels: a .csv/.parquet path holding the key and the label."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="NAME or NAME@ALIAS: whose last batch the labels are of.")
+    ] = "digits@champion",
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column",
+            help="The labels' key column (default: the batch's: its --id-column, else row_id).",
+        ),
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(help="A batch id `mlops predict` printed (default: the version's last)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Join the labels that arrived with a recorded batch: its production metrics beside the
+    test metrics; lost performance sends mlops.performance.degraded (which retrains)."""
+    use_prefect_api(prepare())
+    from flows.feedback import feedback_flow
+
+    result = run_command(
+        feedback_flow, model=model, labels_uri=data, id_column=id_column, batch=batch
+    )
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(
+        f"Batch {result['batch']} of {result['model']} v{result['version']}: "
+        f"{result['matched']} labels matched, {result['unmatched']} unmatched, "
+        f"{result['duplicated']} keys scored twice (of {result['batch_rows']} rows)"
+    )
+    reference, intervals = result["reference_metrics"], result["reference_intervals"]
+    for name, value in result["metrics"].items():
+        low, high = result["metric_intervals"][name]
+        test = "" if name not in reference else f"; test rows {reference[name]:.4f}"
+        if name in intervals:
+            test += f" ({intervals[name][0]:.4f}-{intervals[name][1]:.4f})"
+        typer.echo(f"  {name}: {value:.4f} ({low:.4f}-{high:.4f}){test}")
+    typer.echo(_verdict(result["degradation"]))
+
+
+def _verdict(found: dict) -> str:
+    if found["difference"] is None:
+        return f"Not judged: the version keeps no test {found['metric']}"
+    low, high = found["difference_interval"]
+    said = "Performance degraded" if found["degraded"] else "Performance held"
+    sent = " (event mlops.performance.degraded sent)" if found["degraded"] else ""
+    return (
+        f"{said}: {found['metric']} difference {found['difference']:+.4f} "
+        f"(95% {low:+.4f} to {high:+.4f}, tolerance {found['tolerance']:g}){sent}"
+    )
 
 
 def export(

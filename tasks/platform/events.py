@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.errors import first_line
+from tasks.evaluation.feedback import Feedback
 from tasks.evaluation.promotion import PromotionDecision
 from tasks.platform.settings import Settings
 from tasks.quality.monitoring import BatchCheck
@@ -83,6 +84,27 @@ def announce_drift(check: BatchCheck, details: dict[str, str], flow_run_id: str)
             "Drift of %s is recorded (event %s, the version's monitor.* tags), but %s",
             check.reference.name,
             DRIFT_DETECTED,
+            missing,
+        )
+
+
+def announce_degraded(feedback: Feedback, details: dict[str, str], flow_run_id: str) -> None:
+    """On lost performance, `mlops.performance.degraded` for the version, with the labels'
+    statistics and ``details`` (the labels, and what retraining reads: `target`,
+    `training_data_uri`); a warning when nothing will act on it."""
+    if not feedback.degraded:
+        return
+    model, version = feedback.model, feedback.version
+    payload = {**feedback.payload(), **details, "flow_run_id": flow_run_id}
+    emit(PERFORMANCE_DEGRADED, model, version, payload)
+    missing = drift_listener_missing(model)
+    if missing:
+        logger.warning(
+            "Lost performance of %s v%s is recorded (event %s, the version's feedback.* tags), "
+            "but %s",
+            model,
+            version,
+            PERFORMANCE_DEGRADED,
             missing,
         )
 

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI of a drifted feature")
     drift_alpha: float = Field(default=0.01, gt=0, lt=1, description="two-sample test level")
     drift_sample_rows: int = Field(default=1000, ge=50, description="rows kept in a profile")
+    performance_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        description="Most a champion's production metric (from labels fed back) may fall below "
+        "its test metric before it is degraded: accuracy points, or a share of the RMSE.",
+    )
     retrain_cooldown: int = Field(default=3600, ge=0, description="s between drift retrainings")
     training_data_uri: str | None = Field(default=None, description="what drift retrains on")
     notify_url: SecretStr | None = Field(default=None, description="webhook for failed runs")
