@@ -55,13 +55,14 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
 @step(name="read reference")
 def read_reference(settings: Settings, model: dict[str, str]) -> Reference:
     """What batches of this version are compared with: its training profile and the profile
-    of its predictions on its own test rows."""
+    of its predictions on its own test rows; and its calibration, if it keeps one."""
     name, version = model["name"], model["version"]
     return Reference(
         name,
         version,
         versions.read_version_json(settings, name, version, drift.PROFILE_FILE),
         versions.read_version_json(settings, name, version, monitoring.PREDICTIONS_FILE),
+        versions.read_version_json(settings, name, version, estimation.CALIBRATION_FILE),
     )
 
 
@@ -214,7 +215,8 @@ def predict_flow(
     reference = read_reference(settings, resolved)
     partitions = sources.iter_partitions(data_uri, settings.partition_rows)
     summary, unseen, counted = PredictionSummary(), Counter(), BatchTally()
-    confidence, batch = estimation.ConfidenceTally(), batches.new_batch_id()
+    confidence = estimation.ConfidenceTally(reference.calibration)
+    batch = batches.new_batch_id()
     key = id_column or batches.POSITION
     with (
         sources.table_writer(output_uri) as table,

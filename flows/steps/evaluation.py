@@ -12,7 +12,7 @@ from pathlib import Path
 from flows.steps import step
 from tasks.data.features import ModelInputs
 from tasks.data.splits import Splits
-from tasks.evaluation import compression, evidence, explanations, leakage, scoring
+from tasks.evaluation import compression, estimation, evidence, explanations, leakage, scoring
 from tasks.platform.outcomes import CandidateResults
 from tasks.platform.settings import Settings
 from tasks.quality import monitoring
@@ -74,16 +74,21 @@ def weigh_evidence(
 
 
 @step(name="profile predictions")
-def profile_predictions(settings: Settings, run_id: str, candidates: CandidateResults) -> None:
+def profile_predictions(
+    settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
+) -> None:
     """What the chosen candidate predicts on the test rows, which batch predictions of the
-    version are compared with (monitoring)."""
+    version are compared with (monitoring); and a classifier's map from its confidence to
+    its accuracy on the validation rows, which estimates a batch's accuracy before labels."""
+    classes = getattr(candidates.estimator, "classes_", None)
     profile = monitoring.prediction_profile(
-        candidates.outputs,
-        getattr(candidates.estimator, "classes_", None),
-        settings.drift_sample_rows,
-        settings.seed,
+        candidates.outputs, classes, settings.drift_sample_rows, settings.seed
     )
     tracking.log_json(settings, run_id, profile, monitoring.PREDICTIONS_FILE)
+    if classes is not None and len(splits.y_val):
+        validation = scoring.in_chunks(candidates.estimator.predict_proba, splits.X_val)
+        calibration = estimation.fit_calibration(validation, splits.y_val, classes)
+        tracking.log_json(settings, run_id, calibration, estimation.CALIBRATION_FILE)
 
 
 @step(name="explain predictions")
@@ -197,7 +202,7 @@ def evaluate(
     its plots made and its compact variant measured: the candidate with all of it, and the
     run's plots (their artifact paths)."""
     candidates = weigh_evidence(settings, run_id, candidates, splits, inputs)
-    profile_predictions(settings, run_id, candidates)
+    profile_predictions(settings, run_id, candidates, splits)
     metric = settings.promotion_policy(inputs.task).metric
     candidates, explained = explain_predictions(settings, run_id, candidates, splits, metric)
     plots = plot_evaluation(settings, run_id, candidates, splits) + explained

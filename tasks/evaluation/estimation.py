@@ -7,8 +7,10 @@ with 0.8, eight in ten are right), and P(label | features) is what the model lea
 follows a shift of the rows inside the training data's support (more of the classes the model
 confuses); it cannot see a change of the concept, or rows far outside the training data, where
 a model may be wrong with all its confidence (noised digits: an SVM's real accuracy fell to
-0.55 while its confidence stayed at 0.91). The probabilities here are the model's own, not
-recalibrated: a model that is over-confident on its test rows is as much over here.
+0.55 while its confidence stayed at 0.91). A model's own probabilities are seldom calibrated
+(the platform's SVM on digits: 0.87 confident, 0.97 right), so training fits a map from the
+top probability to the share of rows right on the validation rows (isotonic, top-label), kept
+with the version; a version without one is estimated from its probabilities as they are.
 """
 
 from __future__ import annotations
@@ -22,15 +24,35 @@ import pandas as pd
 
 from tasks.evaluation.evidence import LEVEL
 
-METHOD = "confidence (CBPE), uncalibrated probabilities"
+# The version's map from confidence to accuracy, on its training run.
+CALIBRATION_FILE = "monitor/calibration.json"
 _Z = 1.959964  # the normal quantile of a two-sided 95% interval (LEVEL)
+
+
+def fit_calibration(probabilities: np.ndarray, y_true, classes) -> dict[str, Any]:
+    """Top-label calibration on held-out rows: the isotonic regression of whether the predicted
+    class is right on its probability, kept as the points `np.interp` reads back."""
+    from sklearn.isotonic import IsotonicRegression
+
+    probabilities = np.asarray(probabilities, dtype=float)
+    top = probabilities.max(axis=1)
+    right = np.asarray(classes)[probabilities.argmax(axis=1)] == np.asarray(y_true)
+    fitted = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(top, right)
+    return {
+        "method": "isotonic, top-label",
+        "rows": len(top),
+        "confidence": [float(x) for x in fitted.X_thresholds_],
+        "accuracy": [float(y) for y in fitted.y_thresholds_],
+    }
 
 
 @dataclass
 class ConfidenceTally:
     """What the estimate keeps of a batch, partition by partition (three numbers whatever its
-    rows): the rows, the sum of each row's top probability, and of its Bernoulli variance."""
+    rows): the rows, the sum of each row's chance to be right (its top probability, through
+    the version's ``calibration`` when it keeps one), and of its Bernoulli variance."""
 
+    calibration: dict[str, Any] | None = None
     rows: int = 0
     confidence: float = 0.0
     variance: float = 0.0
@@ -42,6 +64,8 @@ class ConfidenceTally:
         if not columns:
             return
         top = predictions[columns].to_numpy(dtype=float).max(axis=1)
+        if self.calibration:
+            top = np.interp(top, self.calibration["confidence"], self.calibration["accuracy"])
         self.rows += len(top)
         self.confidence += float(top.sum())
         self.variance += float(np.sum(top * (1 - top)))
@@ -58,5 +82,11 @@ class ConfidenceTally:
             "accuracy": round(accuracy, 6),
             "accuracy_interval": [round(low, 6), round(high, 6)],
             "level": LEVEL,
-            "method": METHOD,
+            "method": self.method,
         }
+
+    @property
+    def method(self) -> str:
+        if self.calibration:
+            return f"confidence (CBPE), calibrated on {self.calibration['rows']} validation rows"
+        return "confidence (CBPE), uncalibrated: the version keeps no calibration"

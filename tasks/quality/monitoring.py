@@ -37,12 +37,14 @@ def prediction_profile(
 @dataclass(frozen=True)
 class Reference:
     """What a batch is compared with: the version's training profile and its test predictions'
-    profile (None where the version keeps none, e.g. one registered before monitoring)."""
+    profile (None where the version keeps none, e.g. one registered before monitoring); and a
+    classifier's map from confidence to accuracy, which estimates a batch's accuracy."""
 
     model: str
     version: str
     features: dict | None
     predictions: dict | None
+    calibration: dict | None = None
 
     @property
     def name(self) -> str:

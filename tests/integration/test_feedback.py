@@ -1,0 +1,179 @@
+"""From predictions to labels to retraining, as a user runs it: a champion scores a batch keyed
+by an order id, the labels arrive days later, and `mlops feedback` says what the champion
+really did on that batch; labels that say it lost its accuracy send the event that retrains it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_mlops, wait_until
+from mlflow import MlflowClient
+
+from tasks.platform import events
+
+pytestmark = pytest.mark.slow
+
+KEY = "order_id"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, digits) -> dict:
+    """Digits split once: 1,400 rows to train on; the other 397 as a batch keyed by an order
+    id (no label), their labels, and the same labels with 30% of them wrong."""
+    folder = tmp_path_factory.mktemp("feedback")
+    order = np.random.default_rng(0).permutation(len(digits))
+    train, held = digits.iloc[order[:1400]], digits.iloc[order[1400:]]
+    train.to_csv(folder / "train.csv", index=False)
+    batch = held.drop(columns="target")
+    batch.insert(0, KEY, [f"ord-{i:05d}" for i in held.index])
+    batch.to_csv(folder / "batch.csv", index=False)
+    labels = pd.DataFrame({KEY: batch[KEY], "target": held["target"].to_numpy()})
+    labels.to_csv(folder / "labels.csv", index=False)
+    rng = np.random.default_rng(1)
+    wrong = rng.random(len(labels)) < 0.3
+    corrupted = labels.assign(
+        target=np.where(wrong, (labels["target"] + rng.integers(1, 10, len(labels))) % 10,
+                        labels["target"])
+    )  # fmt: skip
+    corrupted.to_csv(folder / "corrupted.csv", index=False)
+    return {"folder": folder, "labels": labels, "wrong": float(wrong.mean())}
+
+
+@pytest.fixture(scope="module")
+def env(module_home, prefect_api) -> dict[str, str]:
+    """One home and one Prefect API for the module; batches scored 150 rows at a time."""
+    return {**os.environ, "PREFECT_API_URL": prefect_api, "MLOPS_PARTITION_ROWS": "150"}
+
+
+def mlops(*args: str, env: dict[str, str]) -> dict:
+    done = run_mlops(*args, "--json", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"stderr": done.stderr}
+
+
+@pytest.fixture(scope="module")
+def champion(files, env) -> str:
+    train = str(files["folder"] / "train.csv")
+    return mlops("train", "--data", train, "--epochs", "3", env=env)["version"]
+
+
+@pytest.fixture(scope="module")
+def predicted(files, env, champion, module_home) -> dict:
+    batch, out = files["folder"] / "batch.csv", module_home / "scored.parquet"
+    return mlops("predict", "--data", str(batch), "--output", str(out), "--id-column", KEY, env=env)
+
+
+def registry(home) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+
+def feedback_runs(home) -> list:
+    client = registry(home)
+    experiment = client.get_experiment_by_name("digits-monitoring")
+    return [] if experiment is None else client.search_runs([experiment.experiment_id])
+
+
+def test_predict_records_the_batch_a_part_per_partition_keyed_by_the_order_id(
+    files, predicted, module_home
+):
+    batch = predicted["batch"]
+    assert predicted["id_column"] == KEY and predicted["rows"] == 397
+    folder = module_home / "artifacts" / "predictions" / "digits" / batch
+    parts = sorted(folder.glob("part-*.parquet"))
+    assert len(parts) == 3  # 150 + 150 + 97 rows
+    recorded = pd.concat(pd.read_parquet(part) for part in parts)
+    assert list(recorded["key"]) == list(files["labels"][KEY])
+    assert set(recorded["batch"]) == {batch} and set(recorded["model_version"]) == {"1"}
+    scored = pd.read_parquet(module_home / "scored.parquet")
+    assert list(scored.columns[:3]) == ["row_id", KEY, "prediction"]
+    assert list(recorded["prediction"]) == list(scored["prediction"])
+    tags = registry(module_home).get_model_version("digits", "1").tags
+    assert tags["monitor.last_batch"] == batch
+
+
+def test_the_true_labels_show_the_champion_as_good_as_on_its_test_rows(
+    files, predicted, env, module_home
+):
+    labels = str(files["folder"] / "labels.csv")
+    found = mlops("feedback", "--model", "digits", "--data", labels, env=env)
+    assert (found["model"], found["version"], found["batch"]) == ("digits", "1", predicted["batch"])
+    assert (found["matched"], found["unmatched"], found["duplicated"]) == (397, 0, 0)
+    low, high = found["reference_intervals"]["accuracy"]
+    assert low <= found["metrics"]["accuracy"] <= high
+    assert found["reference_metrics"]["accuracy"] > 0.9
+    production_low, production_high = found["metric_intervals"]["accuracy"]
+    assert production_low < found["metrics"]["accuracy"] < production_high
+    assert found["degraded"] is False
+    # What predict estimated before the labels, from the champion's calibrated confidence.
+    estimated = predicted["estimated_metrics"]
+    assert "calibrated on" in estimated["method"]
+    assert estimated["accuracy"] == pytest.approx(found["metrics"]["accuracy"], abs=0.03)
+    tags = registry(module_home).get_model_version("digits", "1").tags
+    assert tags["feedback.degraded"] == "false" and tags["feedback.matched"] == "397"
+    assert tags["feedback.batch"] == predicted["batch"]
+    run = feedback_runs(module_home)[0]  # the newest
+    assert run.data.metrics["accuracy"] == pytest.approx(found["metrics"]["accuracy"])
+    assert run.data.params["batch"] == predicted["batch"]
+
+
+def test_labels_that_say_it_lost_accuracy_send_the_event_that_retrains_it(
+    files, predicted, env, module_home, prefect_api
+):
+    corrupted = str(files["folder"] / "corrupted.csv")
+    found = mlops("feedback", "--data", corrupted, "--batch", predicted["batch"], env=env)
+    assert found["degraded"] is True
+    assert found["metrics"]["accuracy"] < found["reference_metrics"]["accuracy"] - 0.2
+    assert found["degradation"]["difference_interval"][1] < -0.02
+    assert "Lost performance of digits v1 is recorded" in found["stderr"]  # no automation here
+    assert registry(module_home).get_model_version("digits", "1").tags["feedback.degraded"] == (
+        "true"
+    )
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    wanted = EventFilter(event=EventNameFilter(name=[events.PERFORMANCE_DEGRADED]))
+    with SyncPrefectClient(api=prefect_api) as client:
+        (event,) = wait_until(
+            lambda: client.read_events(wanted, limit=10).events, 60, "the degraded event in the API"
+        )
+    assert event.resource["mlops.model"] == "digits" and event.resource["mlops.version"] == "1"
+    payload = event.payload
+    assert payload["target"] == "target" and payload["batch"] == predicted["batch"]
+    assert payload["training_data_uri"] == str(files["folder"] / "train.csv")
+    assert payload["degraded"] is True and payload["metric"] == "accuracy"
+
+
+def malformed(files, kind: str):
+    """Labels a user might send by mistake, and the words their refusal must hold."""
+    labels = files["labels"]
+    if kind == "never predicted":
+        return labels.assign(**{KEY: "new-" + labels[KEY]}), "none of the 397 labels"
+    if kind == "wrong label type":
+        return labels.assign(target="seven"), "labels the model never predicts ('seven'"
+    return pd.concat([labels, labels.head(3)]), "gives 3 keys more than one label"
+
+
+@pytest.mark.parametrize("kind", ["never predicted", "wrong label type", "duplicate keys"])
+def test_malformed_labels_are_refused_in_one_line_and_nothing_is_recorded(
+    files, predicted, env, module_home, kind
+):
+    frame, words = malformed(files, kind)
+    path = files["folder"] / f"{kind.replace(' ', '_')}.csv"
+    frame.to_csv(path, index=False)
+    before = (
+        len(feedback_runs(module_home)),
+        registry(module_home).get_model_version("digits", "1").tags,
+    )
+    done = run_mlops("feedback", "--data", str(path), env=env)
+    assert done.returncode == 1, done.stdout
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert words in line and "Traceback" not in done.stderr
+    after = (
+        len(feedback_runs(module_home)),
+        registry(module_home).get_model_version("digits", "1").tags,
+    )
+    assert after == before
