@@ -3,11 +3,12 @@ and fitted alike."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
-from sklearn.pipeline import make_pipeline
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils.multiclass import unique_labels
 from threadpoolctl import threadpool_limits
 
@@ -83,7 +84,20 @@ def fit_candidate(
     if rows is not None:
         X_train, y_train = X_train.iloc[rows], y_train.iloc[rows]
     with threadpool_limits(1):
-        return estimator.fit(X_train, y_train)
+        return _stopping_fits(estimator, y_train).fit(X_train, y_train)
+
+
+def _stopping_fits(estimator: BaseEstimator, y) -> BaseEstimator:
+    """Gradient boosting's early stopping holds out a stratified tenth of the rows: where that
+    tenth cannot hold every class (a few dozen rows of many classes), it fits its rounds out
+    instead of refusing the fit."""
+    model = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    if getattr(model, "early_stopping", None) is True and is_classifier(model):
+        counts = np.unique(np.asarray(y), return_counts=True)[1]
+        held = math.ceil(model.validation_fraction * len(y))
+        if held < len(counts) or len(y) - held < len(counts) or counts.min() < 2:
+            model.set_params(early_stopping=False)
+    return estimator
 
 
 def fit_users_candidate(

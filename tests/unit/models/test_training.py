@@ -61,3 +61,16 @@ def test_the_kernel_svm_reads_digits_as_a_practitioner_s_does(digits):
     assert svm.predict_proba(splits.X_test).shape == (len(splits.y_test), 10)
     types = FeatureTypes(("weight (kg)",), ("colour",))
     assert type(build_candidate("svm", 1, 0, types=types)[0]).__name__ == "ColumnTransformer"
+
+
+def test_gradient_boosting_fits_a_table_too_small_for_its_early_stopping(digits):
+    """40 rows of 10 classes: the held-out tenth cannot hold every class, so the family fits
+    its rounds out instead of failing the job."""
+    from tasks.models.baselines import build_baseline
+    from tasks.models.training import fit_candidate
+
+    X, y = digits.drop(columns="target"), digits["target"]
+    small = fit_candidate(build_baseline("gradient_boosting", 0), X[:40], y[:40], X[:5], y[:5])
+    assert set(small.predict(X[40:80])) <= set(y[:40])
+    larger = fit_candidate(build_baseline("gradient_boosting", 0), X[:400], y[:400], X[:5], y[:5])
+    assert larger.n_iter_ < 200  # stopped early where it can
