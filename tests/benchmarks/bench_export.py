@@ -47,7 +47,8 @@ def main() -> None:
     X_test, y_test = splits.X_test, splits.y_test
     batch = X_test.sample(args.rows, replace=True, random_state=0)
     fitted, scores = {}, {}
-    for family in training.candidates("classification", len(splits.X_train)):
+    for entry in training.candidates("classification", len(splits.X_train)):
+        family = entry.family
         estimator = training.build_candidate(family, args.epochs, 42)
         fitted[family] = training.fit_candidate(
             estimator, splits.X_train, splits.y_train, splits.X_val, splits.y_val

@@ -76,10 +76,14 @@ def trained(module_home, prefect_api):
     done = mlops("train", "--epochs", "5", "--json", env={"PREFECT_API_URL": prefect_api})
     assert done.returncode == 0, done.stderr[-3000:]
     from flows.training import training_flow
+    from tasks.models.custom import CandidateEntry
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "candidates", lambda task, rows=0: (training.KERAS_FAMILY,))
-        network = training_flow(model_name="digits-net", suite="digits", epochs=8)
+    network = training_flow(
+        model_name="digits-net",
+        suite="digits",
+        epochs=8,
+        candidates=[CandidateEntry(entry=training.KERAS_FAMILY)],
+    )
     return {"default": json.loads(done.stdout.strip().splitlines()[-1]), "network": network}
 
 
