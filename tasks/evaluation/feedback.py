@@ -6,7 +6,6 @@ tolerance), which retrains it as drift does."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +65,8 @@ def check_labels(frame: pd.DataFrame, uri: str, key_column: str, target: str) ->
             f"{uri} gives {len(twice)} keys more than one label ({key_column!r}: "
             f"{_examples(twice)}): give each row's label once"
         )
-    return pd.Series(frame[target].to_numpy(), index=pd.Index(text, name="key"), name=target)
+    index = pd.Index(text.to_numpy(dtype=object), dtype=object, name="key")  # hashed lookups
+    return pd.Series(frame[target].to_numpy(), index=index, name=target)
 
 
 def _classes(part: pd.DataFrame) -> np.ndarray | None:
@@ -120,28 +120,28 @@ def join(labels: pd.Series, parts: Iterator[pd.DataFrame], uri: str) -> Joined:
     """Each label with the prediction of its key, part by part (memory: the labels and the
     matched rows). A key the batch scored more than once is left out (which row the label
     is of cannot be told) and counted ``duplicated``; a label of no row, ``unmatched``."""
-    found, seen, rows, classes = [], Counter(), 0, None
+    keys, outputs, rows, classes = [], [], 0, None
     for index, part in enumerate(parts):
         if index == 0:
             classes = _classes(part)
             labels = _labels_as(labels, classes, uri)
         rows += len(part)
-        keys = as_text(part[batches.KEY])
-        hit = keys.isin(labels.index).to_numpy()
-        seen.update(keys[hit])
-        outputs = part.filter(like="probability_") if classes is not None else part["prediction"]
-        found.append((keys[hit].to_numpy(), outputs.to_numpy(dtype=float)[hit]))
-    keys = np.concatenate([k for k, _ in found]) if found else np.array([], dtype=object)
-    outputs = np.concatenate([o for _, o in found]) if found else np.empty(0)
-    once = np.array([seen[k] == 1 for k in keys], dtype=bool)
-    twice = {k for k, n in seen.items() if n > 1}
+        found = as_text(part[batches.KEY]).to_numpy(dtype=object)
+        hit = labels.index.get_indexer(found) >= 0
+        scored = part.filter(like="probability_") if classes is not None else part["prediction"]
+        keys.append(found[hit])
+        outputs.append(scored.to_numpy(dtype=float)[hit])
+    keys = pd.Series(np.concatenate(keys) if keys else np.array([], dtype=object), dtype=object)
+    outputs = np.concatenate(outputs) if outputs else np.empty(0)
+    times = keys.map(keys.value_counts())
+    once = (times == 1).to_numpy()
     return Joined(
-        y_true=labels.loc[keys[once]].to_numpy(),
+        y_true=labels.reindex(keys[once].to_numpy()).to_numpy(),
         outputs=outputs[once],
         classes=classes,
         matched=int(once.sum()),
-        unmatched=len(labels) - len(seen),
-        duplicated=len(twice),
+        unmatched=len(labels) - keys.nunique(),
+        duplicated=int(keys[~once].nunique()),
         batch_rows=rows,
     )
 

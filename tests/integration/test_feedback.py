@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_mlops, wait_until
+from conftest import mlops_stack, run_mlops, wait_until
 from mlflow import MlflowClient
 
 from tasks.platform import events
@@ -177,3 +177,41 @@ def test_malformed_labels_are_refused_in_one_line_and_nothing_is_recorded(
         registry(module_home).get_model_version("digits", "1").tags,
     )
     assert after == before
+
+
+def test_on_the_production_stack_degraded_labels_start_a_retraining_awaiting_approval(
+    files, tmp_path_factory, free_port
+):
+    """`mlops up` and `mlops serve` as a user runs them: the shared automation turns the event
+    into a run of `retrain` on the version's own data and label, approval required."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.states import Cancelled
+
+    folder = files["folder"]
+    with mlops_stack(tmp_path_factory.mktemp("stack"), free_port) as stack:
+        env = stack["env"]
+        with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as prefect:
+            wait_until(prefect.read_automations, 180, "the retraining automation")
+            mlops("train", "--data", str(folder / "train.csv"), "--epochs", "3", env=env)
+            out = stack["home"] / "scored.csv"
+            batch = str(folder / "batch.csv")
+            mlops("predict", "--data", batch, "--output", str(out), "--id-column", KEY, env=env)
+            found = mlops("feedback", "--data", str(folder / "corrupted.csv"), env=env)
+            assert found["degraded"] is True
+            assert "no enabled" not in found["stderr"]  # something acts on it
+            retrain = prefect.read_deployment_by_name(events.RETRAIN_DEPLOYMENT)
+            only = DeploymentFilter(id=DeploymentFilterId(any_=[retrain.id]))
+
+            def started():
+                runs = prefect.read_flow_runs(deployment_filter=only)
+                return [r for r in runs if r.parameters.get("require_approval") is True]
+
+            (run,) = wait_until(started, 120, "a retrain run the degraded event starts")
+            prefect.set_flow_run_state(run.id, Cancelled(message="test: seen"), force=True)
+    assert run.parameters == {
+        "model_name": "digits",
+        "data_uri": str(folder / "train.csv"),
+        "target": "target",
+        "require_approval": True,
+    }
