@@ -26,7 +26,7 @@ NOTIFY_ON_FAILURE = "mlops-notify-on-failure"
 NOTIFY_BLOCK = "mlops-notify"
 RETRAIN_DEPLOYMENT = "training/retrain"
 # The platform's flows, by the names their runs carry: a failure of any of them notifies.
-PLATFORM_FLOWS = ["training", "predict", "promote", "rollback"]
+PLATFORM_FLOWS = ["training", "predict", "feedback", "promote", "rollback"]
 # The webhook's body: what failed, where, why, and a link; "text" is what Slack shows.
 FAILURE_PAYLOAD = """{
   "text": {{ ("Prefect flow run " ~ flow.name ~ "/" ~ flow_run.name ~ " is "
@@ -124,9 +124,9 @@ def drift_listener_missing(model: str) -> str | None:
             ]
             if not any(automation.enabled for automation in automations):
                 return (
-                    f"the Prefect API has no enabled {own.automation_name!r} automation, so no "
-                    f"automation can run on drift of {model} (a command's own temporary API "
-                    "never has one: start `mlops up`, then `mlops serve`)"
+                    f"the Prefect API has no enabled automation ({own.automation_name!r} or "
+                    f"{RETRAIN_ON_DRIFT!r}) to retrain {model} on it (a command's own temporary "
+                    "API never has one: start `mlops up`, then `mlops serve`)"
                 )
             try:
                 client.read_deployment_by_name(own.deployment_name)
