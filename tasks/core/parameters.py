@@ -23,4 +23,5 @@ TaskOption = StrEnum("TaskOption", {task: task for task in get_args(TaskChoice)}
 
 # A registered model's name: it ends up in URIs (models:/NAME@ALIAS) and experiment paths.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+MODEL_NAME_RULE = "up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 ModelName = Annotated[str, Field(pattern=f"^{MODEL_NAME_PATTERN}$")]

@@ -18,11 +18,11 @@ import numpy as np
 from tasks.core.errors import PlatformError, first_line
 from tasks.evaluation.promotion import improvement
 from tasks.evaluation.scoring import score_predictions, score_probabilities
+from tasks.models.families import KERAS_FAMILY as NETWORK_FAMILY
 
 logger = logging.getLogger(__name__)
 
 TFLITE, ONNX, KERAS = "tflite", "onnx", "keras"
-NETWORK_FAMILY = "keras_mlp"  # tasks.models.training.KERAS_FAMILY, without importing Keras here
 # Where a kept file lies among the run's artifacts.
 ARTIFACT_DIR = "compression"
 FILE_NAMES = {TFLITE: "model.tflite", ONNX: "model.onnx"}

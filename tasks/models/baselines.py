@@ -11,12 +11,9 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.svm import SVC
 
 from tasks.data.features import FeatureTypes, Task
+from tasks.models.families import BASELINES
 from tasks.models.preprocessing import one_hot_encoder, ordinal_encoder
 
-BASELINES: dict[str, tuple[str, ...]] = {
-    "classification": ("logistic_regression", "svm", "gradient_boosting"),
-    "regression": ("ridge", "gradient_boosting"),
-}
 # A kernel SVM's fit grows with the square of its rows: past this many it is no candidate.
 SVM_MOST_ROWS = 10_000
 # Gradient boosting's defaults (see build_baseline).

@@ -25,14 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.core.errors import PlatformError, first_line
-
-# The families the platform builds itself, per task (the network first: it wins a tie).
-BUILT_IN = {
-    "classification": ("keras_mlp", "logistic_regression", "svm", "gradient_boosting"),
-    "regression": ("keras_mlp", "ridge", "gradient_boosting"),
-}
-FAMILIES = ("keras_mlp", "logistic_regression", "svm", "gradient_boosting", "ridge")
-
+from tasks.models.families import BUILT_IN, FAMILIES
 
 SWEEP_REFUSES = "a sweep searches the built-in families: declare no candidates, or no sweep"
 

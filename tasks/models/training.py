@@ -15,12 +15,12 @@ from threadpoolctl import threadpool_limits
 from tasks.data.features import FeatureTypes, Task
 from tasks.data.splits import sampled_rows
 from tasks.models import custom
-from tasks.models.baselines import BASELINES, SVM_MOST_ROWS, build_baseline
+from tasks.models.baselines import SVM_MOST_ROWS, build_baseline
 from tasks.models.custom import CandidateEntry
+from tasks.models.families import BASELINES, KERAS_FAMILY
 from tasks.models.network import KerasMLPClassifier, KerasMLPRegressor
 from tasks.models.preprocessing import one_hot_encoder
 
-KERAS_FAMILY = "keras_mlp"
 # Rows of the validation set a user's candidate predicts once fitted, to check its outputs.
 CHECKED_ROWS = 8
 

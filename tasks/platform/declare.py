@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from tasks.core.errors import PlatformError
-from tasks.platform.project import ProjectError, ScheduleEntry, read_project
+from tasks.platform.project import ProjectError, ScheduleEntry, is_local_path, read_project
 from tasks.platform.settings import Settings
 
 
@@ -46,9 +46,8 @@ def declare_model(
         except ValueError as exc:
             raise PlatformError(f"--schedule {schedule!r} is not a cron string") from exc
     sources.check_uri(data)
-    local = not data.startswith(("builtin:", "s3://", "file://"))
     declared = {
-        "data": os.path.relpath(Path(data).resolve(), path.parent) if local else data,
+        "data": os.path.relpath(Path(data).resolve(), path.parent) if is_local_path(data) else data,
         "target": target,
         **({"task": task} if task else {}),
         **({"schedule": schedule} if schedule else {}),

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import PlatformError
-from tasks.core.parameters import DriftMode, Epochs, ModelName, TaskChoice
+from tasks.core.parameters import MODEL_NAME_RULE, DriftMode, Epochs, ModelName, TaskChoice
 from tasks.models.custom import (
     SWEEP_REFUSES,
     CandidateEntry,
@@ -233,7 +233,7 @@ def _where(exc: ValidationError) -> str:
     if location[:1] == ["models"] and len(location) >= 2:
         name, keys = location[1], [k for k in location[2:] if not _UNION_TAG.match(k)]
         if keys == ["[key]"]:
-            return f"model {name!r}: not a valid model name ({MODEL_NAME_RULE})"
+            return f"model {name!r}: not a valid model name (use {MODEL_NAME_RULE})"
         if not keys:
             return f"model {name!r}: {message}"
         return f"model {name!r}, key {'.'.join(keys)}: {message}"
@@ -243,9 +243,6 @@ def _where(exc: ValidationError) -> str:
 # How pydantic names a union's alternative in an error's location: str, bool, list[...],
 # or a model's class (the keys of the file are lower-case).
 _UNION_TAG = re.compile(r"^(str|bool|int|float|[A-Z]\w*|\w+\[.*\])$")
-MODEL_NAME_RULE = (
-    "letters, digits, '_', '.' and '-', from a letter or digit, at most 100 characters"
-)
 
 
 def _resolved(declared: ModelDeclaration, name: str, base: Path, settings: Settings):
@@ -253,7 +250,7 @@ def _resolved(declared: ModelDeclaration, name: str, base: Path, settings: Setti
     from tasks.data import sources
 
     data = declared.data
-    if not data.startswith(("builtin:", "s3://", "file://")):
+    if is_local_path(data):
         data = str((base / data).resolve())
     try:
         sources.check_uri(data)
@@ -265,6 +262,11 @@ def _resolved(declared: ModelDeclaration, name: str, base: Path, settings: Setti
     except CandidateError as exc:
         raise _at("candidates", str(exc)) from None
     return declared.model_copy(update={"data": data, "suite": str(suite), "candidates": candidates})
+
+
+def is_local_path(data: str) -> bool:
+    """Whether a data URI is a local path (a relative one is relative to the project file)."""
+    return not data.startswith(("builtin:", "s3://", "file://"))
 
 
 def _suite(suite: str, base: Path, settings: Settings) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import first_line
-from tasks.core.parameters import MODEL_NAME_PATTERN
+from tasks.core.parameters import MODEL_NAME_PATTERN, MODEL_NAME_RULE
 from tasks.platform.settings import Settings
 from tasks.registry.packaging import LoggedModel
 from tasks.registry.store import RegistryError, client, is_registered, registry_lock
@@ -42,10 +42,7 @@ _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 def check_model_name(name: str) -> None:
     """Names end up in URIs (models:/NAME@ALIAS) and experiment paths: keep them plain."""
     if not _MODEL_NAME.fullmatch(name):
-        raise RegistryError(
-            f"invalid model name {name!r}: use up to 100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+        raise RegistryError(f"invalid model name {name!r}: use {MODEL_NAME_RULE}")
 
 
 def create_version(

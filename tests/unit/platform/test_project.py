@@ -169,7 +169,8 @@ MALFORMED = {
     "models as a list": ("models:\n  - churn\n", "expected a top-level `models:` mapping"),
     "bad model name": (
         MODEL.replace("churn:", "'churn model':"),
-        "model 'churn model': not a valid model name (letters, digits, '_', '.' and '-'",
+        "model 'churn model': not a valid model name (use up to 100 letters, digits, '.', '_' "
+        "or '-'",
     ),
 }
 
