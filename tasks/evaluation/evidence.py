@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from tasks.evaluation.promotion import improvement
+from tasks.evaluation.resampling import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -27,37 +27,20 @@ BOOTSTRAP_ROUNDS = 200
 # rescaled by sqrt(m / n), so intervals of a 200k-row test set cost what 20k rows cost.
 BOOTSTRAP_ROWS = 20_000
 
-Scorer = Callable[[np.ndarray], dict[str, float]]
+
+def scorer(y_true, outputs: np.ndarray, classes, metrics: tuple[str, ...] | None = None) -> Scorer:
+    """The test metrics (only ``metrics`` when given) of the rows at some positions: of class
+    probabilities (``classes`` their labels), or of a regressor's predictions (``classes``
+    None); and of many resamples at once (see resampling)."""
+    return Scorer(y_true, outputs, classes, metrics)
 
 
-def scorer(y_true, outputs: np.ndarray, classes) -> Scorer:
-    """The test metrics of the rows at some positions: of class probabilities (``classes``
-    their labels), or of a regressor's predictions (``classes`` None)."""
-    from tasks.evaluation.scoring import score_predictions, score_probabilities
-
-    y_true, outputs = np.asarray(y_true), np.asarray(outputs)
-    if classes is None:
-        return lambda rows: score_predictions(y_true[rows], outputs[rows])
-    return lambda rows: score_probabilities(y_true[rows], outputs[rows], classes)
-
-
-def _resamples(rows: int, seed: int, rounds: int) -> tuple[list[np.ndarray], float]:
-    """Seeded bootstrap draws of row positions, and the factor their spread is scaled by."""
+def _resamples(rows: int, seed: int, rounds: int) -> tuple[np.ndarray, float]:
+    """Seeded bootstrap draws of row positions (a row of positions per draw), and the factor
+    their spread is scaled by."""
     drawn = min(rows, BOOTSTRAP_ROWS)
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, rows, drawn) for _ in range(rounds)], math.sqrt(drawn / rows)
-
-
-def _scored(score: Scorer, draws: list[np.ndarray]) -> list[dict[str, float]]:
-    """The metrics of each draw; a draw some metric is undefined on (ROC AUC of a resample
-    missing a class) is left out."""
-    scored = []
-    for rows in draws:
-        try:
-            scored.append(score(rows))
-        except ValueError:
-            continue
-    return scored
+    return rng.integers(0, rows, (rounds, drawn)), math.sqrt(drawn / rows)
 
 
 def _interval(point: float, draws: np.ndarray, scale: float) -> list[float]:
@@ -70,14 +53,13 @@ def _interval(point: float, draws: np.ndarray, scale: float) -> list[float]:
 def metric_intervals(
     score: Scorer, rows: int, seed: int, rounds: int = BOOTSTRAP_ROUNDS
 ) -> dict[str, list[float]]:
-    """Each metric's 95% interval over bootstrap resamples of the test rows (seeded)."""
+    """Each metric's 95% interval over bootstrap resamples of the test rows (seeded); a draw
+    some metric is undefined on (ROC AUC of a resample missing a class) is left out."""
     point = score(np.arange(rows))
-    draws, scale = _resamples(rows, seed, rounds)
-    scored = _scored(score, draws)
-    return {
-        metric: _interval(value, np.array([d[metric] for d in scored]), scale)
-        for metric, value in point.items()
-    }
+    positions, scale = _resamples(rows, seed, rounds)
+    drawn = score.draws(positions)
+    kept = np.all([np.isfinite(values) for values in drawn.values()], axis=0)
+    return {metric: _interval(value, drawn[metric][kept], scale) for metric, value in point.items()}
 
 
 @dataclass(frozen=True)
@@ -124,15 +106,11 @@ def compare(
 
     whole = np.arange(rows)
     difference = improvement(metric, challenger(whole)[metric], champion(whole)[metric])
-    draws, scale = _resamples(rows, seed, BOOTSTRAP_ROUNDS)
-    paired = []
-    for positions in draws:
-        try:
-            new, old = challenger(positions)[metric], champion(positions)[metric]
-        except ValueError:  # a metric undefined on this resample (see _scored)
-            continue
-        paired.append(improvement(metric, new, old))
-    paired = np.array(paired)
+    positions, scale = _resamples(rows, seed, BOOTSTRAP_ROUNDS)
+    new, old = challenger.draws(positions)[metric], champion.draws(positions)[metric]
+    kept = np.isfinite(new) & np.isfinite(old)  # a metric undefined on a resample: left out
+    pairs = zip(new[kept], old[kept], strict=True)
+    paired = np.array([improvement(metric, a, b) for a, b in pairs])
     interval = _interval(difference, paired, scale)
     if metric == "test_accuracy" and correct is not None:
         better = int(np.sum(correct[0] & ~correct[1]))
@@ -168,20 +146,14 @@ def slices(X, y, categorical: tuple[str, ...], classification: bool) -> list[dic
     return found
 
 
-def slice_metrics(y, outputs: np.ndarray, classes) -> Callable[[np.ndarray], dict[str, float]]:
+def slice_metrics(y, outputs: np.ndarray, classes) -> Scorer:
     """The metrics that mean something on a slice of rows (one class alone has no ROC AUC):
     accuracy of a classifier; RMSE and MAE of a regressor."""
-    y, outputs = np.asarray(y), np.asarray(outputs)
-    if classes is None:
-        return lambda rows: {
-            "test_rmse": float(np.sqrt(np.mean((y[rows] - outputs[rows]) ** 2))),
-            "test_mae": float(np.mean(np.abs(y[rows] - outputs[rows]))),
-        }
-    predicted = np.asarray(classes)[outputs.argmax(axis=1)]
-    return lambda rows: {"test_accuracy": float(np.mean(predicted[rows] == y[rows]))}
+    metrics = ("test_rmse", "test_mae") if classes is None else ("test_accuracy",)
+    return Scorer(y, outputs, classes, metrics)
 
 
-def slice_scores(found: list[dict], score: Callable[[np.ndarray], dict[str, float]]) -> list[dict]:
+def slice_scores(found: list[dict], score: Scorer) -> list[dict]:
     """Each slice's row count and metrics, as `--json` and the card show them."""
     return [
         {"feature": s["feature"], "value": s["value"], "rows": len(s["rows"]), **score(s["rows"])}
