@@ -1,5 +1,5 @@
 """What `mlops serve` publishes: a retraining deployment per declared model (or the shared
-`retrain`), promote, rollback and predict, their schedules and parameters, and the
+`retrain`), promote, rollback, predict and feedback, their schedules and parameters, and the
 automations (retraining on drift, notifying failed runs)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from prefect.types.entrypoint import EntrypointType
 
 from flows import signals
+from flows.feedback import feedback_flow
 from flows.inference import predict_flow
 from flows.promotion import promote_flow, rollback_flow
 from flows.training import training_flow
@@ -27,12 +28,13 @@ BY_MODULE = EntrypointType.MODULE_PATH
 def build_deployments(settings: Settings, project: Project | None = None) -> list:
     """A retraining deployment per model the project declares (`retrain-NAME`: its declared
     fields as the parameters, its schedules slugged), or without a project the shared
-    `retrain` (the flow's defaults, on MLOPS_RETRAIN_CRON); then promote, rollback and
-    predict."""
+    `retrain` (the flow's defaults, on MLOPS_RETRAIN_CRON); then promote, rollback, predict
+    and feedback."""
     shared = [
         (promote_flow, "promote", "Move an alias to a version, audited."),
         (rollback_flow, "rollback", "Return champion to its previous holder."),
         (predict_flow, "predict", "Score a batch with a registered model."),
+        (feedback_flow, "feedback", "Judge a recorded batch by the labels that arrived for it."),
     ]
     return [
         *retraining_deployments(settings, project),

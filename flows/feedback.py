@@ -66,6 +66,7 @@ def judge_labels(
         scores,
         settings.performance_tolerance,
         settings.seed,
+        manifest.estimated_metrics,
     )
     data_uri = tracking.run_params(settings, ready.run_id).get("data_uri", "")
     retraining = {
@@ -78,9 +79,9 @@ def judge_labels(
 
 @step(name="record feedback")
 def record_feedback(settings: Settings, judged: Feedback, details: dict[str, str]) -> str | None:
-    """The verdict on an MLflow run of `<model>-monitoring` (its id returned) and on the flow
-    run, on the version's `feedback.*` tags, and when degraded as the event whose automation
-    retrains the model."""
+    """The verdict on an MLflow run of `<model>-monitoring` (its id returned; with the plot of
+    the version's production metric batch after batch) and on the flow run, on the version's
+    `feedback.*` tags, and when degraded as the event whose automation retrains the model."""
     from datetime import UTC, datetime
 
     from prefect.runtime import flow_run
@@ -100,6 +101,7 @@ def record_feedback(settings: Settings, judged: Feedback, details: dict[str, str
         tracking.log_params(settings, run_id, params)
         tracking.log_metrics(settings, run_id, judged.run_metrics())
         publish_report(settings, run_id, "feedback", judged.to_markdown(), judged.as_dict())
+        plot_history(settings, run_id, judged, experiment)
         recorded = run_id
     last = judged.tags(datetime.now(UTC).isoformat(timespec="seconds"))
     with store.unless_refused(settings, f"The feedback on {name} v{version}'s feedback.* tags"):
@@ -108,20 +110,46 @@ def record_feedback(settings: Settings, judged: Feedback, details: dict[str, str
     return recorded
 
 
+def plot_history(settings: Settings, run_id: str, judged: Feedback, experiment: str) -> None:
+    """plots/production_<metric>.png on the run: each batch of the version fed back so far
+    (this one included), its production metric with its interval, the estimate made before
+    its labels, against the test metric and its interval."""
+    import tempfile
+    from pathlib import Path
+
+    from tasks.evaluation import history
+
+    metric = judged.degradation.metric
+    runs = tracking.experiment_runs(
+        settings, experiment, f"params.model_version = '{judged.version}'"
+    )
+    title = f"{judged.model} v{judged.version}: {metric} batch after batch"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = history.plot_history(
+            history.points(runs, metric),
+            metric,
+            judged.degradation.reference,
+            judged.reference_intervals.get(metric),
+            title,
+            Path(scratch) / f"production_{metric}.png",
+        )
+        tracking.log_files(settings, run_id, [path], "plots")
+
+
 @flow(name="feedback")
 def feedback_flow(
+    labels_uri: str,
     model: str = "digits@champion",
-    labels_uri: str = "labels.csv",
     id_column: str | None = None,
     batch: str | None = None,
 ) -> dict[str, Any]:
     """Judge a recorded batch by the labels that arrived for it.
 
     Args:
-        model: NAME or NAME@ALIAS (champion by default): the version whose last recorded
-            batch the labels are of.
         labels_uri: The labels: a .csv or .parquet path or S3 key holding the key column and
             the model's label column.
+        model: NAME or NAME@ALIAS (champion by default): the version whose last recorded
+            batch the labels are of.
         id_column: The labels' key column; default: the batch's (its --id-column, else
             row_id, the position the output of `mlops predict` numbers).
         batch: The batch id `mlops predict` printed; default: the version's last.

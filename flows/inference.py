@@ -18,6 +18,7 @@ from flows.runners import task_runner
 from flows.runs import FLOW_RUN_TAG, publish_report
 from tasks.data import batches, sources
 from tasks.evaluation import estimation
+from tasks.evaluation.feedback import Degradation
 from tasks.platform import events
 from tasks.platform.settings import Settings, load_settings
 from tasks.quality import drift, monitoring, validation
@@ -49,20 +50,27 @@ def resolve_model(settings: Settings, model: str) -> dict[str, str]:
         "suite": ready.tags.get("validation_suite", name),
         "target": ready.tags.get("target", "target"),
         "data_uri": tracking.run_params(settings, ready.run_id).get("data_uri", ""),
+        "run_id": ready.run_id,
     }
 
 
 @step(name="read reference")
 def read_reference(settings: Settings, model: dict[str, str]) -> Reference:
     """What batches of this version are compared with: its training profile and the profile
-    of its predictions on its own test rows; and its calibration, if it keeps one."""
+    of its predictions on its own test rows; and what estimates a batch's performance, if it
+    keeps it (a classifier's calibration, a regressor's loss model)."""
     name, version = model["name"], model["version"]
+    performance = versions.read_version_json(settings, name, version, estimation.CALIBRATION_FILE)
+    if performance is None:
+        performance = versions.read_version_file(
+            settings, name, version, estimation.LOSS_MODEL_FILE, estimation.load_loss_model
+        )
     return Reference(
         name,
         version,
         versions.read_version_json(settings, name, version, drift.PROFILE_FILE),
         versions.read_version_json(settings, name, version, monitoring.PREDICTIONS_FILE),
-        versions.read_version_json(settings, name, version, estimation.CALIBRATION_FILE),
+        performance,
     )
 
 
@@ -74,13 +82,13 @@ def score_partition(
     start: int,
     reference: Reference,
     id_column: str | None = None,
-) -> tuple[pd.DataFrame, dict[str, int], BatchTally]:
+) -> tuple[pd.DataFrame, dict[str, int], BatchTally, estimation.Tally]:
     """Check one partition against the model's suite, then predict it; rows are numbered
     from `start`, their place in the whole input, and keyed by ``id_column`` when named (set
     aside first: the suite and the model never see it). Also the rows per categorical
     feature holding a value the model never saw in training (predicted from its unknown
-    bucket), and the partition's drift tally against the reference (bounded, whatever its
-    rows)."""
+    bucket), and the partition's drift tally against the reference and its tally of the
+    estimated performance (both bounded, whatever its rows)."""
     suite = validation.resolve_suite(model["suite"], settings.suites_dir)
     loaded = packaging.load_version(settings, model["name"], model["version"])
     schema = loaded.metadata.get_input_schema()
@@ -95,14 +103,16 @@ def score_partition(
     if not report.success:
         logger.error("Rows %d-%d fail the suite: nothing written", start, start + len(frame) - 1)
         raise validation.DataValidationError(report)
-    predictions = loaded.predict(packaging.conform(loaded, features))
+    conformed = packaging.conform(loaded, features)
+    predictions = loaded.predict(conformed)
     counted = monitoring.tally_partition(reference, frame, predictions, settings.seed, start)
+    estimated = estimation.tally(reference.performance, predictions, conformed)
     predictions.insert(0, batches.POSITION, range(start, start + len(frame)))
     if key is not None and id_column == batches.POSITION:
         predictions[batches.POSITION] = key.to_numpy()  # the batch's own row ids
     elif key is not None:
         predictions.insert(1, id_column, key.to_numpy())
-    return predictions, packaging.unseen_categories(loaded, features), counted
+    return predictions, packaging.unseen_categories(loaded, features), counted, estimated
 
 
 def scored(
@@ -111,7 +121,7 @@ def scored(
     model: dict[str, str],
     reference: Reference,
     id_column: str | None = None,
-) -> Iterator[tuple[pd.DataFrame, dict[str, int], BatchTally]]:
+) -> Iterator[tuple[pd.DataFrame, dict[str, int], BatchTally, estimation.Tally]]:
     """The predictions of each partition, in input order. With MLOPS_DASK_ADDRESS they are
     scored on the cluster, a few partitions in flight at once; here, one after another."""
     in_flight = _DASK_IN_FLIGHT if settings.dask_address else 1
@@ -144,13 +154,16 @@ def monitor_batch(
     model: dict[str, str],
     data_uri: str,
     batch: str,
-) -> tuple[BatchCheck, str]:
+    estimate: dict[str, Any] | None = None,
+) -> tuple[BatchCheck, str, Degradation | None]:
     """The batch against the version's training profile and its predictions against the
     ones the version made on its test rows: a report on an MLflow run of the prediction (its
     id returned) and on the flow run, the version's tags of its last check, and on drift the
     `mlops.drift.detected` event (whose automation retrains the model). The version's tags
-    name its last recorded ``batch``, which `mlops feedback` joins labels with. One step: each step
-    costs a Prefect task run's overhead, more than this work on a small batch."""
+    name its last recorded ``batch``, which `mlops feedback` joins labels with. The batch's
+    ``estimate`` judged against the test metric (returned), on the run as `estimated_*`, and
+    on a surely worse one the `mlops.performance.estimated-drop` event (an alert). One step:
+    each step costs a Prefect task run's overhead, more than this work on a small batch."""
     from datetime import UTC, datetime
 
     from prefect.runtime import flow_run
@@ -164,6 +177,9 @@ def monitor_batch(
     tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": settings.redact(data_uri)}
     experiment, run_name, recorded = f"{name}-predictions", f"predict-{name}", None
     result = {"drift": check.features.to_dict(), "prediction_drift": check.prediction_drift()}
+    test = tracking.run_metrics(settings, model["run_id"]) if estimate else {}
+    drop = estimation.judge(estimate, test, settings.performance_tolerance)
+    guessed = {f"estimated_{k}": v for k, v in estimation.values(estimate).items()}
     with (
         store.unless_refused(settings, f"The check's MLflow run (experiment {experiment})"),
         tracking.tracking_run(settings, experiment, run_name, tags | last_check) as run_id,
@@ -171,6 +187,7 @@ def monitor_batch(
         tracking.log_params(
             settings, run_id, {"model_version": version, "rows": rows, "batch": batch}
         )
+        tracking.log_metrics(settings, run_id, guessed)
         publish_report(settings, run_id, "monitoring", check.to_markdown(), result)
         recorded = run_id
     with store.unless_refused(settings, f"The check on {name} v{version}'s monitor.* tags"):
@@ -179,7 +196,9 @@ def monitor_batch(
     details = {"data_uri": data_uri, "training_data_uri": training_data, "target": model["target"]}
     redacted = {key: settings.redact(value) for key, value in details.items()}
     events.announce_drift(check, redacted, str(flow_run.id))
-    return check, recorded
+    guess = {"batch": batch, "estimated_metrics": estimate, "flow_run_id": str(flow_run.id)}
+    events.announce_estimated_drop(name, version, drop, redacted | guess)
+    return check, recorded, drop
 
 
 @flow(name="predict")
@@ -195,8 +214,9 @@ def predict_flow(
     cluster at MLOPS_DASK_ADDRESS when set), so memory stays bounded; the output appears only
     once every partition passed and was scored. Every batch is recorded under the artifact
     root, a Parquet part per partition (batch id, key, prediction, probabilities, version,
-    time), for `mlops feedback` to join the labels that arrive later; a classifier's accuracy
-    on it is estimated from its confidence meanwhile.
+    time), for `mlops feedback` to join the labels that arrive later; its performance is
+    estimated meanwhile (a classifier's accuracy from its confidence, a regressor's error
+    from its model of its errors), and a surely worse estimate sends an alert.
 
     Args:
         data_uri: Rows to score: builtin:NAME, a .csv or .parquet path; the label may be absent.
@@ -215,7 +235,7 @@ def predict_flow(
     reference = read_reference(settings, resolved)
     partitions = sources.iter_partitions(data_uri, settings.partition_rows)
     summary, unseen, counted = PredictionSummary(), Counter(), BatchTally()
-    confidence = estimation.ConfidenceTally(reference.calibration)
+    estimated = estimation.Tally()
     batch = batches.new_batch_id()
     key = id_column or batches.POSITION
     with (
@@ -224,16 +244,17 @@ def predict_flow(
             settings.resolved_artifact_uri, resolved["name"], resolved["version"], batch, id_column
         ) as record,
     ):
-        for index, (predictions, new, part) in enumerate(
+        for index, (predictions, new, part, guessed) in enumerate(
             scored(settings, partitions, resolved, reference, id_column)
         ):
             table.write(predictions)
             record.write(predictions, predictions[key])
-            confidence.add(predictions)
             summary.add(predictions)
             unseen.update(new)
             counted += part
+            estimated += guessed
             logger.info("Partition %d scored: %d rows so far", index + 1, table.rows)
+        record.manifest.estimated_metrics = estimate = estimated.estimate()
     if unseen:
         logger.warning(
             "Categories never seen in training (predicted from their unknown bucket): %s",
@@ -250,8 +271,8 @@ def predict_flow(
         table.uri,
     )
     logger.info("Batch %s recorded: %s", batch, record.manifest.uri)
-    check, monitoring_run = monitor_batch(
-        settings, reference, counted, table.rows, resolved, data_uri, batch
+    check, monitoring_run, drop = monitor_batch(
+        settings, reference, counted, table.rows, resolved, data_uri, batch, estimate
     )
     return {
         "model": resolved["name"],
@@ -262,7 +283,8 @@ def predict_flow(
         "batch": batch,
         "batch_uri": settings.redact(record.manifest.uri),
         "id_column": key,
-        "estimated_metrics": confidence.estimate(),
+        "estimated_metrics": estimate,
+        "estimated_drop": drop.as_dict() | {"summary": drop.describe()} if drop else None,
         "seconds": round(seconds, 3),
         **summary.as_dict(),
         "unseen_categories": dict(unseen),

@@ -60,15 +60,29 @@ def predict(
     )
     typer.echo(f"Batch {result['batch']} recorded (keyed by {result['id_column']})")
     if estimated := result["estimated_metrics"]:
-        low, high = estimated["accuracy_interval"]
         typer.echo(
-            f"Estimated accuracy before labels: {estimated['accuracy']:.4f} ({low:.4f}-{high:.4f}"
-            f"), from its {estimated['method']}"
+            f"Estimated before labels: {_estimates(estimated)}, from its {estimated['method']}"
+        )
+    if (drop := result["estimated_drop"]) and drop["degraded"]:
+        typer.echo(
+            f"{drop['summary']} (event mlops.performance.estimated-drop sent: an alert; labels "
+            "decide a retraining, through `mlops feedback`)"
         )
     if result["unseen_categories"]:
         shown = ", ".join(f"{k}: {v} rows" for k, v in result["unseen_categories"].items())
         typer.echo(f"Categories never seen in training (unknown bucket): {shown}")
     typer.echo(result["drift_summary"])
+
+
+def _estimates(estimated: dict) -> str:
+    """Each estimated metric with its interval: `accuracy 0.9512 (0.9301-0.9702)`."""
+    from tasks.evaluation.estimation import values
+
+    return "; ".join(
+        f"{name} {value:.4f} ({estimated[f'{name}_interval'][0]:.4f}-"
+        f"{estimated[f'{name}_interval'][1]:.4f})"
+        for name, value in values(estimated).items()
+    )
 
 
 def feedback(
@@ -117,6 +131,8 @@ def feedback(
         if name in intervals:
             test += f" ({intervals[name][0]:.4f}-{intervals[name][1]:.4f})"
         typer.echo(f"  {name}: {value:.4f} ({low:.4f}-{high:.4f}){test}")
+    if estimated := result["estimated_metrics"]:
+        typer.echo(f"Estimated before labels: {_estimates(estimated)} ({estimated['method']})")
     typer.echo(_verdict(result["degradation"]))
 
 

@@ -52,9 +52,9 @@ def deploy(
 ) -> None:
     """Register the deployments `mlops serve` publishes on a work pool, for its workers.
 
-    A `retrain-NAME` per declared model, promote, rollback and predict, on the Prefect server
-    at PREFECT_API_URL (or of `mlops up`); `prefect worker start --pool POOL` runs them
-    (workers need the project installed)."""
+    A `retrain-NAME` per declared model, promote, rollback, predict and feedback, on the
+    Prefect server at PREFECT_API_URL (or of `mlops up`); `prefect worker start --pool POOL`
+    runs them (workers need the project installed)."""
     settings = prepare(project)
     if settings.resolved_prefect_api_url is None:
         typer.echo(

@@ -28,7 +28,7 @@ def serve(
     """Publish the deployments to the Prefect API and run their flow runs here until Ctrl-C.
 
     A `retrain-NAME` per model the project file declares (its fields, its schedules), or
-    without one `retrain` (on MLOPS_RETRAIN_CRON); promote, rollback and predict."""
+    without one `retrain` (on MLOPS_RETRAIN_CRON); promote, rollback, predict and feedback."""
     settings = prepare(project)
     use_prefect_api(settings)
     from flows.deployments import serve_deployments

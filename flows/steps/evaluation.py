@@ -78,17 +78,27 @@ def profile_predictions(
     settings: Settings, run_id: str, candidates: CandidateResults, splits: Splits
 ) -> None:
     """What the chosen candidate predicts on the test rows, which batch predictions of the
-    version are compared with (monitoring); and a classifier's map from its confidence to
-    its accuracy on the validation rows, which estimates a batch's accuracy before labels."""
-    classes = getattr(candidates.estimator, "classes_", None)
+    version are compared with (monitoring); and what it learns of its errors on the
+    validation rows, which estimates a batch's performance before labels: a classifier's map
+    from its confidence to its accuracy, a regressor's model of its error."""
+    estimator = candidates.estimator
+    classes = getattr(estimator, "classes_", None)
     profile = monitoring.prediction_profile(
         candidates.outputs, classes, settings.drift_sample_rows, settings.seed
     )
     tracking.log_json(settings, run_id, profile, monitoring.PREDICTIONS_FILE)
-    if classes is not None and len(splits.y_val):
-        validation = scoring.in_chunks(candidates.estimator.predict_proba, splits.X_val)
+    if not len(splits.y_val):
+        return
+    if classes is not None:
+        validation = scoring.in_chunks(estimator.predict_proba, splits.X_val)
         calibration = estimation.fit_calibration(validation, splits.y_val, classes)
         tracking.log_json(settings, run_id, calibration, estimation.CALIBRATION_FILE)
+        return
+    predicted = scoring.in_chunks(estimator.predict, splits.X_val)
+    loss = estimation.fit_loss_model(splits.X_val, predicted, splits.y_val, settings.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = estimation.save_loss_model(loss, Path(scratch))
+        tracking.log_files(settings, run_id, [path], str(Path(estimation.LOSS_MODEL_FILE).parent))
 
 
 @step(name="explain predictions")

@@ -51,8 +51,8 @@ def batch_uri(artifact_uri: str, model: str, batch: str) -> str:
 
 @dataclass
 class Manifest:
-    """What a recorded batch is: who scored it, keyed by which column, and its parts (file
-    names in the batch's folder, ``uri``: where it lies now)."""
+    """What a recorded batch is: who scored it, keyed by which column, its parts (file names
+    in the batch's folder, ``uri``: where it lies now), and its estimated metrics."""
 
     batch: str
     model: str
@@ -62,6 +62,8 @@ class Manifest:
     uri: str
     rows: int = 0
     parts: list[str] = field(default_factory=list)
+    # What predict estimated of the batch's metrics before its labels (None: nothing).
+    estimated_metrics: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

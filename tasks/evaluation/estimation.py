@@ -1,31 +1,49 @@
-"""A classifier's accuracy on a batch estimated before any label arrives, from its own
-confidence (confidence-based performance estimation, CBPE): the expected share of rows it gets
-right is the mean of the probability of the class it predicts.
+"""A batch's performance estimated before any label arrives, from what the version learned of
+its own errors on the validation rows at training time, kept with the version.
 
-That holds only while two things do: the probabilities are calibrated (of the rows predicted
-with 0.8, eight in ten are right), and P(label | features) is what the model learned. It
-follows a shift of the rows inside the training data's support (more of the classes the model
-confuses); it cannot see a change of the concept, or rows far outside the training data, where
-a model may be wrong with all its confidence (noised digits: an SVM's real accuracy fell to
-0.55 while its confidence stayed at 0.91). A model's own probabilities are seldom calibrated
-(the platform's SVM on digits: 0.87 confident, 0.97 right), so training fits a map from the
-top probability to the share of rows right on the validation rows (isotonic, top-label), kept
-with the version; a version without one is estimated from its probabilities as they are.
+A classifier's accuracy from its confidence (confidence-based performance estimation, CBPE):
+the expected share of rows it gets right is the mean of the probability of the class it
+predicts. A model's own probabilities are seldom calibrated (the platform's SVM on digits: 0.87
+confident, 0.97 right), so training fits a map from the top probability to the share of rows
+right on the validation rows (isotonic, top-label; monitor/calibration.json); a version
+without one is estimated from its probabilities as they are.
+
+A regressor's error by direct loss estimation (DLE, as NannyML's): training fits two small
+gradient-boosting models on (a sample of) the validation rows, from a row's features and the
+regressor's prediction to its absolute and its squared error (monitor/loss_model.joblib).
+A batch's MAE is the mean of its rows' expected absolute errors; its RMSE the root of the mean
+expected squared error. It sees where the regressor is worse (a batch of the large diamonds
+whose prices it gets less right), which no confidence of a regressor says.
+
+Both hold only while P(label | features) is what the model learned. They follow a shift of
+the rows inside the training data's support; they cannot see a change of the concept, or rows
+far outside the training data, where a model may be wrong with all its confidence (noised
+digits: an SVM's real accuracy fell to 0.55 while its confidence stayed at 0.91).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tasks.data.splits import sampled_rows
+from tasks.evaluation import feedback
 from tasks.evaluation.evidence import LEVEL
 
-# The version's map from confidence to accuracy, on its training run.
+# What the version keeps, on its training run: a classifier's map from confidence to
+# accuracy, a regressor's model of its error.
 CALIBRATION_FILE = "monitor/calibration.json"
+LOSS_MODEL_FILE = "monitor/loss_model.joblib"
+# The validation rows the loss model is fitted on, at most (a seeded sample): a few seconds.
+LOSS_MODEL_ROWS = 20_000
+# The metrics an estimate holds, of either task (each with its `_interval`).
+METRICS = ("accuracy", "mae", "rmse")
+_CATEGORIES = 100  # a text feature's most frequent values the loss model tells apart
 _Z = 1.959964  # the normal quantile of a two-sided 95% interval (LEVEL)
 
 
@@ -46,47 +64,181 @@ def fit_calibration(probabilities: np.ndarray, y_true, classes) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class LossModel:
+    """A regressor's expected absolute and squared error of a row, from its features (text
+    ones as codes of their ``categories``; a value never seen, or missing, as a gap) and the
+    regressor's prediction; fitted on ``rows`` validation rows."""
+
+    features: list
+    categories: dict[str, list[str]]
+    rows: int
+    absolute: Any = None
+    squared: Any = None
+
+    def inputs(self, features: pd.DataFrame, predicted) -> np.ndarray:
+        frame = features.reindex(columns=self.features)
+        columns = []
+        for name in self.features:
+            if name in self.categories:
+                text = frame[name].astype("string")
+                codes = pd.Categorical(text, categories=self.categories[name]).codes
+                columns.append(np.where(codes < 0, np.nan, codes))
+            else:
+                columns.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
+        columns.append(np.asarray(predicted, dtype=float).ravel())
+        return np.column_stack(columns)
+
+    def expected(self, features: pd.DataFrame, predicted) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's expected absolute error, and its expected squared error (no less than
+        the square of the first, as it cannot be)."""
+        rows = self.inputs(features, predicted)
+        absolute = np.clip(self.absolute.predict(rows), 0, None)
+        return absolute, np.maximum(self.squared.predict(rows), absolute**2)
+
+
+def fit_loss_model(features: pd.DataFrame, predicted, y_true, seed: int) -> LossModel:
+    """Direct loss estimation: the regressor's absolute and squared errors on held-out rows
+    (at most LOSS_MODEL_ROWS of them), each learnt by a small gradient-boosting model."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    predicted = np.asarray(predicted, dtype=float).ravel()
+    errors = np.asarray(y_true, dtype=float) - predicted
+    rows = sampled_rows(len(features), LOSS_MODEL_ROWS, seed)
+    if rows is not None:
+        features, predicted, errors = features.iloc[rows], predicted[rows], errors[rows]
+    texts = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    categories = {
+        str(c): [str(v) for v in features[c].astype("string").value_counts().index[:_CATEGORIES]]
+        for c in texts
+    }
+    model = LossModel(list(features.columns), categories, len(features))
+    X = model.inputs(features, predicted)
+
+    def fitted(target: np.ndarray):
+        learner = HistGradientBoostingRegressor(
+            max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=seed
+        )
+        return learner.fit(X, target)
+
+    return replace(model, absolute=fitted(np.abs(errors)), squared=fitted(errors**2))
+
+
+def save_loss_model(model: LossModel, folder: Path) -> Path:
+    import joblib
+
+    path = folder / Path(LOSS_MODEL_FILE).name
+    joblib.dump(model, path)
+    return path
+
+
+def load_loss_model(path: Path) -> LossModel | None:
+    """The version's loss model (a file of its own training run, as trusted as its model)."""
+    import joblib
+
+    found = joblib.load(path)
+    return found if isinstance(found, LossModel) else None
+
+
 @dataclass
-class ConfidenceTally:
-    """What the estimate keeps of a batch, partition by partition (three numbers whatever its
-    rows): the rows, the sum of each row's chance to be right (its top probability, through
-    the version's ``calibration`` when it keeps one), and of its Bernoulli variance."""
+class Tally:
+    """What an estimate keeps of a batch, partition by partition (a few numbers whatever its
+    rows): the rows and, per quantity estimated, the sum of each row's expected value and of
+    its variance; and how it was estimated."""
 
-    calibration: dict[str, Any] | None = None
+    method: str = ""
     rows: int = 0
-    confidence: float = 0.0
-    variance: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
+    variances: dict[str, float] = field(default_factory=dict)
 
-    def add(self, predictions: pd.DataFrame) -> None:
-        """One partition's predictions (a registered model's output frame); a regressor's
-        (no probability columns) add nothing."""
-        columns = [c for c in predictions.columns if c.startswith("probability_")]
-        if not columns:
-            return
-        top = predictions[columns].to_numpy(dtype=float).max(axis=1)
-        if self.calibration:
-            top = np.interp(top, self.calibration["confidence"], self.calibration["accuracy"])
-        self.rows += len(top)
-        self.confidence += float(top.sum())
-        self.variance += float(np.sum(top * (1 - top)))
+    def add(self, quantity: str, expected: np.ndarray, variance: np.ndarray) -> None:
+        self.sums[quantity] = self.sums.get(quantity, 0.0) + float(np.sum(expected))
+        self.variances[quantity] = self.variances.get(quantity, 0.0) + float(np.sum(variance))
+
+    def __add__(self, other: Tally) -> Tally:
+        if not other.rows:
+            return self
+        if not self.rows:
+            return other
+        both = Tally(self.method, self.rows + other.rows, dict(self.sums), dict(self.variances))
+        for quantity in other.sums:
+            both.add(quantity, other.sums[quantity], other.variances[quantity])
+        return both
 
     def estimate(self) -> dict[str, Any] | None:
-        """The estimated accuracy and the 95% interval of the batch's real one were the
-        probabilities calibrated (a sum of Bernoulli draws); None for a regressor."""
+        """Each estimated metric and the 95% interval of the batch's real one were the
+        estimate's model right (its rows' variances add up); None when nothing was estimated
+        (a regressor that keeps no loss model)."""
         if not self.rows:
             return None
-        accuracy = self.confidence / self.rows
-        spread = _Z * math.sqrt(self.variance) / self.rows
-        low, high = max(0.0, accuracy - spread), min(1.0, accuracy + spread)
-        return {
-            "accuracy": round(accuracy, 6),
-            "accuracy_interval": [round(low, 6), round(high, 6)],
-            "level": LEVEL,
-            "method": self.method,
-        }
+        found: dict[str, Any] = {}
+        for quantity, total in self.sums.items():
+            point = total / self.rows
+            spread = _Z * math.sqrt(self.variances[quantity]) / self.rows
+            low, high = max(0.0, point - spread), point + spread
+            if quantity == "accuracy":
+                high = min(1.0, high)
+            name = quantity
+            if quantity == "mse":  # reported as its root, the RMSE
+                name, point, low, high = "rmse", *(math.sqrt(v) for v in (point, low, high))
+            found[name] = round(point, 6)
+            found[f"{name}_interval"] = [round(low, 6), round(high, 6)]
+        return {**found, "level": LEVEL, "method": self.method}
 
-    @property
-    def method(self) -> str:
-        if self.calibration:
-            return f"confidence (CBPE), calibrated on {self.calibration['rows']} validation rows"
-        return "confidence (CBPE), uncalibrated: the version keeps no calibration"
+
+def _calibrated(top: np.ndarray, calibration: dict[str, Any], classes: int) -> np.ndarray:
+    """Top probabilities through the version's map. Below the lowest confidence of a
+    validation row the map knows nothing: it falls in a straight line to chance there (a top
+    probability of 1/K is a guess, right 1/K of the time), instead of crediting an unsure row
+    with the accuracy of the least sure rows it saw, which may all have been right."""
+    confidence, accuracy = calibration["confidence"], calibration["accuracy"]
+    chance = 1 / classes
+    if confidence and confidence[0] > chance:
+        confidence, accuracy = [chance, *confidence], [min(chance, accuracy[0]), *accuracy]
+    return np.interp(top, confidence, accuracy)
+
+
+def values(estimate: dict[str, Any] | None) -> dict[str, float]:
+    """An estimate's metrics alone (no interval, level or method)."""
+    return {name: estimate[name] for name in METRICS if name in (estimate or {})}
+
+
+def tally(performance: Any, predictions: pd.DataFrame, features: pd.DataFrame) -> Tally:
+    """One partition's tally: a classifier's (its output has probability columns) from its
+    top probabilities, through ``performance`` when it is the version's calibration; a
+    regressor's from ``performance`` when it is the version's loss model, else nothing."""
+    columns = [c for c in predictions.columns if c.startswith("probability_")]
+    if columns:
+        top = predictions[columns].to_numpy(dtype=float).max(axis=1)
+        method = "confidence (CBPE), uncalibrated: the version keeps no calibration"
+        if isinstance(performance, dict):
+            top = _calibrated(top, performance, len(columns))
+            method = f"confidence (CBPE), calibrated on {performance['rows']} validation rows"
+        found = Tally(method, len(top))
+        found.add("accuracy", top, top * (1 - top))  # a sum of Bernoulli draws
+        return found
+    if not isinstance(performance, LossModel) or not len(predictions):
+        return Tally()
+    absolute, squared = performance.expected(features, predictions["prediction"])
+    method = f"direct loss estimation, fitted on {performance.rows} validation rows"
+    found = Tally(method, len(absolute))
+    found.add("mae", absolute, squared - absolute**2)
+    # A squared error's variance, were the error normal: at most twice its squared mean.
+    found.add("mse", squared, 2 * squared**2)
+    return found
+
+
+def judge(
+    estimate: dict[str, Any] | None, test_metrics: dict[str, float], tolerance: float
+) -> feedback.Degradation | None:
+    """The estimate's headline metric (accuracy, or RMSE) against the version's test metric
+    (its run's, with their `_low` / `_high` ends), judged as labels are: a drop when the whole
+    interval of the difference lies beyond ``tolerance``. None without an estimate."""
+    if not estimate:
+        return None
+    metric = feedback.HEADLINE["classification" if "accuracy" in estimate else "regression"]
+    reference, intervals = feedback.reference_metrics(test_metrics)
+    return feedback.judged(
+        metric, estimate[metric], estimate[f"{metric}_interval"], reference, intervals,
+        tolerance, estimated=True,
+    )  # fmt: skip

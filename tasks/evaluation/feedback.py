@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -162,6 +162,7 @@ class Degradation:
     difference: float | None
     interval: list[float] | None
     tolerance: float
+    estimated: bool = False  # ``production`` estimated before labels, not measured
 
     @property
     def degraded(self) -> bool:
@@ -172,6 +173,8 @@ class Degradation:
             return f"Not judged: the version keeps no test {self.metric}"
         low, high = self.interval
         verdict = "Performance degraded" if self.degraded else "Performance held"
+        if self.estimated:
+            verdict = "Estimated drop" if self.degraded else "Estimate held"
         share = " (a share of the test value)" if self.metric == "rmse" else ""
         return (
             f"{verdict}: {self.metric} {self.production:.4f} against {self.reference:.4f} on "
@@ -188,6 +191,7 @@ class Degradation:
             "difference_interval": self.interval,
             "tolerance": self.tolerance,
             "degraded": self.degraded,
+            "estimated": self.estimated,
         }
 
 
@@ -206,6 +210,41 @@ def difference_interval(
     return point, [point - down, point + up]
 
 
+def reference_metrics(test_metrics: dict[str, float]) -> tuple[dict, dict[str, list[float]]]:
+    """A version's test metrics (its run's: `test_<name>` and their `_low` / `_high` ends) by
+    plain name, and the intervals of those that have both ends."""
+    bounds = {n: v for n, v in test_metrics.items() if n.endswith(("_low", "_high"))}
+    reference = _plain({n: v for n, v in test_metrics.items() if n not in bounds})
+    intervals = {
+        name: [bounds[f"test_{name}_low"], bounds[f"test_{name}_high"]]
+        for name in reference
+        if f"test_{name}_low" in bounds and f"test_{name}_high" in bounds
+    }
+    return reference, intervals
+
+
+def judged(
+    metric: str,
+    production: float,
+    interval: list[float],
+    reference: dict[str, float],
+    reference_intervals: dict[str, list[float]],
+    tolerance: float,
+    estimated: bool = False,
+) -> Degradation:
+    """A batch's ``metric`` (measured, or ``estimated``) against the test metric: unjudged
+    when the version keeps none."""
+    test = reference.get(metric)
+    difference = between = None
+    if test is not None:
+        difference, between = difference_interval(
+            f"test_{metric}",
+            (production, interval),
+            (test, reference_intervals.get(metric, [test, test])),
+        )
+    return Degradation(metric, production, test, difference, between, tolerance, estimated)
+
+
 @dataclass(frozen=True)
 class Feedback:
     """What the labels of a batch say of the version that scored it."""
@@ -219,7 +258,7 @@ class Feedback:
     reference: dict[str, float]
     reference_intervals: dict[str, list[float]]
     degradation: Degradation
-    details: dict[str, Any] = field(default_factory=dict)
+    estimated: dict[str, Any] | None = None  # what predict estimated of the batch, if anything
 
     @property
     def degraded(self) -> bool:
@@ -241,6 +280,7 @@ class Feedback:
             "reference_intervals": self.reference_intervals,
             "degraded": self.degraded,
             "degradation": self.degradation.as_dict(),
+            "estimated_metrics": self.estimated,
         }
 
     def counts(self) -> str:
@@ -271,7 +311,13 @@ class Feedback:
             found |= {f"{name}_low": low, f"{name}_high": high}
         if self.degradation.difference is not None:
             found[f"{self.degradation.metric}_difference"] = self.degradation.difference
+        found |= {f"estimated_{name}": value for name, value in self.estimates().items()}
         return found | {"matched": self.joined.matched, "unmatched": self.joined.unmatched}
+
+    def estimates(self) -> dict[str, float]:
+        """The metrics predict estimated of the batch before its labels (none if it did not)."""
+        found = self.estimated or {}
+        return {name: found[name] for name in self.metrics if isinstance(found.get(name), float)}
 
     def payload(self) -> dict[str, Any]:
         """The statistics `mlops.performance.degraded` carries."""
@@ -292,9 +338,10 @@ class Feedback:
             f"# Feedback: {self.model} v{self.version}, batch {self.batch}: {state}\n",
             self.counts() + "\n",
             self.degradation.describe() + "\n",
-            "| metric | production (95% interval) | test rows (95% interval) |",
-            "|---|---|---|",
+            "| metric | production (95% interval) | test rows (95% interval) | estimated |",
+            "|---|---|---|---|",
         ]
+        estimates = self.estimates()
         for name, value in self.metrics.items():
             low, high = self.intervals[name]
             test = self.reference.get(name)
@@ -302,7 +349,10 @@ class Feedback:
             shown = "-" if test is None else f"{test:.4f}"
             if test is not None and bounds:
                 shown += f" ({bounds[0]:.4f}-{bounds[1]:.4f})"
-            lines.append(f"| {name} | {value:.4f} ({low:.4f}-{high:.4f}) | {shown} |")
+            guess = f"{estimates[name]:.4f}" if name in estimates else "-"
+            lines.append(f"| {name} | {value:.4f} ({low:.4f}-{high:.4f}) | {shown} | {guess} |")
+        if estimates:
+            lines.append(f"\nEstimated before labels, from its {self.estimated['method']}.")
         return "\n".join(lines) + "\n"
 
 
@@ -326,31 +376,19 @@ def assess(
     test_metrics: dict[str, float],
     tolerance: float,
     seed: int,
+    estimated: dict[str, Any] | None = None,
 ) -> Feedback:
     """The batch's production metrics (95% bootstrap intervals) beside the version's test
-    metrics (``test_metrics``: its run's, with their `_low` / `_high` ends), and the
-    headline metric's difference judged against ``tolerance``."""
+    metrics (``test_metrics``: its run's, with their `_low` / `_high` ends) and what predict
+    ``estimated`` of them, and the headline metric's difference judged against ``tolerance``."""
     scores, intervals = _production_scores(joined, seed)
     metrics, intervals = _plain(scores), _plain(intervals)
-    bounds = {n: v for n, v in test_metrics.items() if n.endswith(("_low", "_high"))}
-    reference = _plain({n: v for n, v in test_metrics.items() if n not in bounds})
-    reference_intervals = {
-        name: [bounds[f"test_{name}_low"], bounds[f"test_{name}_high"]]
-        for name in reference
-        if f"test_{name}_low" in bounds and f"test_{name}_high" in bounds
-    }
+    reference, reference_intervals = reference_metrics(test_metrics)
     metric = HEADLINE["classification" if joined.classes is not None else "regression"]
-    production = metrics[metric]
-    test = reference.get(metric)
-    difference = interval = None
-    if test is not None:
-        difference, interval = difference_interval(
-            f"test_{metric}",
-            (production, intervals[metric]),
-            (test, reference_intervals.get(metric, [test, test])),
-        )
-    degradation = Degradation(metric, production, test, difference, interval, tolerance)
+    degradation = judged(
+        metric, metrics[metric], intervals[metric], reference, reference_intervals, tolerance
+    )
     return Feedback(
         model, version, batch, joined, metrics, intervals, reference, reference_intervals,
-        degradation,
+        degradation, estimated,
     )  # fmt: skip

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.errors import first_line
-from tasks.evaluation.feedback import Feedback
+from tasks.evaluation.feedback import Degradation, Feedback
 from tasks.evaluation.promotion import PromotionDecision
 from tasks.platform.settings import Settings
 from tasks.quality.monitoring import BatchCheck
@@ -16,9 +16,12 @@ from tasks.quality.monitoring import BatchCheck
 logger = logging.getLogger(__name__)
 
 DRIFT_DETECTED = "mlops.drift.detected"
-# A champion's production metric (from labels fed back, or estimated) significantly worse
-# than its test metric: the same automations as drift retrain on it.
+# A champion's production metric, from labels fed back, significantly worse than its test
+# metric: the same automations as drift retrain on it.
 PERFORMANCE_DEGRADED = "mlops.performance.degraded"
+# The same judged of a batch's metric estimated before its labels: an alert only, which no
+# automation retrains on (an estimate is blind where a model is wrong with confidence).
+PERFORMANCE_ESTIMATED_DROP = "mlops.performance.estimated-drop"
 PROMOTED = "mlops.model.promoted"
 REJECTED = "mlops.model.rejected"
 RETRAIN_ON_DRIFT = "mlops-retrain-on-drift"
@@ -107,6 +110,26 @@ def announce_degraded(feedback: Feedback, details: dict[str, str], flow_run_id: 
             PERFORMANCE_DEGRADED,
             missing,
         )
+
+
+def announce_estimated_drop(
+    model: str, version: str, drop: Degradation | None, details: dict[str, Any]
+) -> None:
+    """When a batch's estimated metric is surely worse than the test metric (judged as labels
+    are), `mlops.performance.estimated-drop` for the version, with the judgement and
+    ``details`` (the batch, its estimate). An alert: labels decide a retraining."""
+    if drop is None or not drop.degraded:
+        return
+    emit(PERFORMANCE_ESTIMATED_DROP, model, version, {**drop.as_dict(), "summary": drop.describe(),
+                                                        **details})  # fmt: skip
+    logger.warning(
+        "%s of %s v%s (event %s sent; no automation retrains on an estimate: `mlops feedback` "
+        "with the batch's labels decides)",
+        drop.describe(),
+        model,
+        version,
+        PERFORMANCE_ESTIMATED_DROP,
+    )
 
 
 def drift_listener_missing(model: str) -> str | None:

@@ -37,14 +37,15 @@ def prediction_profile(
 @dataclass(frozen=True)
 class Reference:
     """What a batch is compared with: the version's training profile and its test predictions'
-    profile (None where the version keeps none, e.g. one registered before monitoring); and a
-    classifier's map from confidence to accuracy, which estimates a batch's accuracy."""
+    profile (None where the version keeps none, e.g. one registered before monitoring); and
+    what estimates a batch's performance before labels (tasks/evaluation/estimation.py: a
+    classifier's map from confidence to accuracy, a regressor's model of its error)."""
 
     model: str
     version: str
     features: dict | None
     predictions: dict | None
-    calibration: dict | None = None
+    performance: Any = None
 
     @property
     def name(self) -> str:

@@ -209,6 +209,26 @@ def run_metrics(settings: Settings, run_id: str, prefix: str = "test_") -> dict[
     return {k: v for k, v in metrics.items() if k.startswith(prefix)}
 
 
+def experiment_runs(settings: Settings, experiment: str, filter_string: str) -> list[dict]:
+    """The runs of an experiment matching ``filter_string``, oldest first, but those that
+    failed: each one's `params` and `metrics` (at most 1,000, the latest)."""
+    mlflow_client = client(settings)
+    found = mlflow_client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = mlflow_client.search_runs(
+        [found.experiment_id],
+        filter_string,
+        max_results=1000,
+        order_by=["attributes.start_time DESC"],
+    )
+    return [
+        {"params": run.data.params, "metrics": run.data.metrics}
+        for run in reversed(runs)
+        if run.info.status not in ("FAILED", "KILLED")
+    ]
+
+
 def run_params(settings: Settings, run_id: str) -> dict[str, str]:
     return client(settings).get_run(run_id).data.params
 

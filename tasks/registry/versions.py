@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,16 @@ def repair(settings: Settings, name: str) -> list[str]:
 
 def read_version_json(settings: Settings, name: str, version: str, artifact_file: str):
     """A JSON artifact of the run behind a registered version; None if it has none."""
+    return read_version_file(
+        settings, name, version, artifact_file, lambda path: json.loads(path.read_text())
+    )
+
+
+def read_version_file(
+    settings: Settings, name: str, version: str, artifact_file: str, read: Callable[[Path], Any]
+):
+    """An artifact of the run behind a registered version, as ``read`` makes it of its
+    downloaded file; None if it has none."""
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client(settings)
@@ -150,7 +161,7 @@ def read_version_json(settings: Settings, name: str, version: str, artifact_file
             path = mlflow_client.download_artifacts(run_id, artifact_file, scratch)
         except (MlflowException, OSError):
             return None
-        return json.loads(Path(path).read_text())
+        return read(Path(path))
 
 
 def delete_version(settings: Settings, version: RegisteredVersion) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from flows.feedback import feedback_flow
 from flows.inference import predict_flow
 from flows.training import training_flow
 from tasks.data.features import FeatureError
@@ -178,6 +179,35 @@ def test_regression_is_inferred_scored_plotted_and_registered(jobs):
     assert {"plots/predicted_vs_actual.png", "plots/residuals.png"} <= artifacts
     version = client.get_model_version("progression", result["version"])
     assert version.tags["task"] == "regression"
+
+
+def test_a_regressors_error_is_estimated_before_labels_and_reported_beside_them(jobs):
+    """Direct loss estimation: the champion's model of its own error (fitted on its validation
+    rows: text, gaps and all) estimates a batch's MAE and RMSE; the labels, once fed back,
+    are reported beside the estimate, and plotted with it."""
+    table = progression()
+    batch, labels = jobs["folder"] / "visits.csv", jobs["folder"] / "visits-labels.csv"
+    table.drop(columns="progression").to_csv(batch, index=False)
+    table[["progression"]].rename_axis("row_id").reset_index().to_csv(labels, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_SUITES_DIR", str(jobs["settings"].suites_dir))
+        out = str(jobs["home"] / "visits-scored.csv")
+        predicted = predict_flow(data_uri=str(batch), output_uri=out, model="progression")
+        found = feedback_flow(labels_uri=str(labels), model="progression")
+    estimated = predicted["estimated_metrics"]
+    assert estimated["method"].startswith("direct loss estimation, fitted on")
+    low, high = estimated["rmse_interval"]
+    assert 0 < estimated["mae"] < estimated["rmse"] and low < estimated["rmse"] < high
+    # Its rows' error as the version's own held-out rows had it, within their spread.
+    assert estimated["rmse"] == pytest.approx(jobs["progression"]["metrics"]["test_rmse"], rel=0.35)
+    assert found["estimated_metrics"] == estimated
+    assert found["degradation"]["metric"] == "rmse"
+    client = MlflowClient(jobs["settings"].resolved_tracking_uri)
+    run = client.get_run(found["monitoring_run_id"])
+    assert run.data.metrics["estimated_rmse"] == pytest.approx(estimated["rmse"])
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == [
+        "plots/production_rmse.png"
+    ]
 
 
 def test_a_retrained_regressor_is_judged_by_rmse_against_the_champion(jobs):

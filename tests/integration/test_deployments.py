@@ -23,6 +23,7 @@ DEPLOYMENTS = {
     "promote": "promote",
     "rollback": "rollback",
     "predict": "predict",
+    "feedback": "feedback",
 }
 
 
@@ -41,7 +42,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_until(lambda: len(client.read_deployments()) == 4, 120, "four deployments")
+        wait_until(lambda: len(client.read_deployments()) == 5, 120, "five deployments")
         yield client
 
 
@@ -82,7 +83,7 @@ def test_up_prints_both_addresses_and_serves_the_ui(stack):
         assert health.status == 200
 
 
-def test_four_deployments_with_schedule_and_typed_parameters(prefect):
+def test_five_deployments_with_schedule_and_typed_parameters(prefect):
     retrain = deployment(prefect, "retrain")
     assert [s.schedule.cron for s in retrain.schedules] == ["0 3 * * 1"]
     schema = retrain.parameter_openapi_schema["properties"]
@@ -101,6 +102,11 @@ def test_four_deployments_with_schedule_and_typed_parameters(prefect):
     assert rollback["model_name"]["default"] == "digits" and rollback["reason"]["description"]
     predict = deployment(prefect, "predict").parameter_openapi_schema["properties"]
     assert predict["model"]["default"] == "digits@champion"
+    # A person runs feedback from the UI with the path of the labels that arrived.
+    feedback = deployment(prefect, "feedback").parameter_openapi_schema
+    assert feedback["required"] == ["labels_uri"]
+    assert "label column" in feedback["properties"]["labels_uri"]["description"]
+    assert feedback["properties"]["model"]["default"] == "digits@champion"
 
 
 def test_retrain_started_through_the_api_registers_the_first_champion(prefect, registry):

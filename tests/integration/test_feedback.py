@@ -112,12 +112,18 @@ def test_the_true_labels_show_the_champion_as_good_as_on_its_test_rows(
     estimated = predicted["estimated_metrics"]
     assert "calibrated on" in estimated["method"]
     assert estimated["accuracy"] == pytest.approx(found["metrics"]["accuracy"], abs=0.03)
+    assert predicted["estimated_drop"]["degraded"] is False
+    # ... which feedback reports beside the truth, kept with the batch.
+    assert found["estimated_metrics"] == estimated
     tags = registry(module_home).get_model_version("digits", "1").tags
     assert tags["feedback.degraded"] == "false" and tags["feedback.matched"] == "397"
     assert tags["feedback.batch"] == predicted["batch"]
     run = feedback_runs(module_home)[0]  # the newest
     assert run.data.metrics["accuracy"] == pytest.approx(found["metrics"]["accuracy"])
+    assert run.data.metrics["estimated_accuracy"] == pytest.approx(estimated["accuracy"])
     assert run.data.params["batch"] == predicted["batch"]
+    plots = [a.path for a in registry(module_home).list_artifacts(run.info.run_id, "plots")]
+    assert plots == ["plots/production_accuracy.png"]
 
 
 def test_labels_that_say_it_lost_accuracy_send_the_event_that_retrains_it(
@@ -192,7 +198,16 @@ def test_on_the_production_stack_degraded_labels_start_a_retraining_awaiting_app
     with mlops_stack(tmp_path_factory.mktemp("stack"), free_port) as stack:
         env = stack["env"]
         with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as prefect:
-            wait_until(prefect.read_automations, 180, "the retraining automation")
+            (retraining,) = wait_until(
+                lambda: prefect.read_automations_by_name(events.RETRAIN_ON_DRIFT),
+                180,
+                "the retraining automation",
+            )
+            # It retrains on drift and on labelled losses; an estimate alone only alerts.
+            assert retraining.trigger.expect == {
+                events.DRIFT_DETECTED,
+                events.PERFORMANCE_DEGRADED,
+            }
             mlops("train", "--data", str(folder / "train.csv"), "--epochs", "3", env=env)
             out = stack["home"] / "scored.csv"
             batch = str(folder / "batch.csv")
@@ -215,3 +230,41 @@ def test_on_the_production_stack_degraded_labels_start_a_retraining_awaiting_app
         "target": "target",
         "require_approval": True,
     }
+
+
+def test_a_batch_the_champion_is_unsure_of_sends_an_estimated_drop_before_any_label(
+    files, predicted, env, module_home, prefect_api
+):
+    """Digits blended two by two, the 40 the champion is least sure of: less sure than of any
+    of its validation rows. Their estimate falls beyond the tolerance: an alert, told apart
+    from lost performance, which retrains nothing until labels confirm it."""
+    import mlflow
+
+    pixels = pd.read_csv(files["folder"] / "batch.csv").drop(columns=KEY).to_numpy()
+    rng = np.random.default_rng(2)
+    blends = np.concatenate([(pixels + pixels[rng.permutation(len(pixels))]) // 2
+                             for _ in range(10)])  # fmt: skip
+    columns = pd.read_csv(files["folder"] / "batch.csv", nrows=0).columns.drop(KEY)
+    blends = pd.DataFrame(blends, columns=columns)
+    mlflow.set_tracking_uri(f"sqlite:///{module_home / 'mlflow.db'}")
+    scored = mlflow.pyfunc.load_model("models:/digits@champion").predict(blends)
+    unsure = blends.loc[scored.filter(like="probability_").max(axis=1).nsmallest(40).index]
+    path = files["folder"] / "unsure.csv"
+    unsure.assign(**{KEY: [f"blend-{i}" for i in unsure.index]}).to_csv(path, index=False)
+    out = str(module_home / "unsure-scored.csv")
+    found = mlops("predict", "--data", str(path), "--output", out, "--id-column", KEY, env=env)
+    drop = found["estimated_drop"]
+    assert drop["degraded"] is True and drop["estimated"] is True
+    assert found["estimated_metrics"]["accuracy"] < drop["reference"] - 0.1
+    assert "Estimated drop: accuracy" in found["stderr"]
+    assert "no automation retrains on an estimate" in found["stderr"]
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    wanted = EventFilter(event=EventNameFilter(name=[events.PERFORMANCE_ESTIMATED_DROP]))
+    with SyncPrefectClient(api=prefect_api) as client:
+        (event,) = wait_until(
+            lambda: client.read_events(wanted, limit=10).events, 60, "the estimated-drop event"
+        )
+    assert event.resource["mlops.model"] == "digits" and event.payload["batch"] == found["batch"]
+    assert event.payload["estimated_metrics"]["accuracy"] == found["estimated_metrics"]["accuracy"]

@@ -49,7 +49,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_until(lambda: len(client.read_deployments()) == 5, 120, "five deployments")
+        wait_until(lambda: len(client.read_deployments()) == 6, 120, "six deployments")
         yield client
 
 
@@ -64,7 +64,7 @@ def drift_automations(prefect) -> list[str]:
 
 def test_a_retraining_deployment_per_declared_model(prefect):
     names = sorted(d.name for d in prefect.read_deployments())
-    assert names == ["predict", "promote", "retrain-alpha", "retrain-beta", "rollback"]
+    assert names == ["feedback", "predict", "promote", "retrain-alpha", "retrain-beta", "rollback"]
     assert schedules(prefect, "alpha") == [("0 4 * * *", "UTC")]
     assert schedules(prefect, "beta") == [("0 12 * * 6", "UTC"), ("30 2 * * *", "Europe/Paris")]
     alpha = prefect.read_deployment_by_name("training/retrain-alpha")

@@ -15,7 +15,9 @@ def test_prefect_yaml_matches_the_served_deployments():
     spec = yaml.safe_load((PROJECT_ROOT / "infra" / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
     served = {d.name: d for d in build_deployments(Settings())}
-    assert set(deployments) == set(served) == {"retrain", "promote", "rollback", "predict"}
+    assert (
+        set(deployments) == set(served) == {"retrain", "promote", "rollback", "predict", "feedback"}
+    )
     for name, entry in deployments.items():
         path, function = entry["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))

@@ -1,6 +1,7 @@
-"""A batch's accuracy estimated before its labels, from the model's confidence calibrated on
-validation rows: right where P(label | features) holds, including a batch shifted inside the
-training data towards the classes the model confuses most."""
+"""A batch's performance estimated before its labels, from what the model learned of its
+errors on validation rows (a classifier's calibrated confidence, a regressor's model of its
+error): right where P(label | features) holds, including batches shifted inside the training
+data towards the rows the model gets wrong most; judged against the test metric as labels are."""
 
 from __future__ import annotations
 
@@ -33,13 +34,19 @@ def fitted(family: str, rows):
     return model, estimation.fit_calibration(model.predict_proba(X_val), y_val, model.classes_)
 
 
+def estimated(performance, predictions: pd.DataFrame, features: pd.DataFrame) -> dict | None:
+    """What `mlops predict` reports of a batch: partition by partition, as it adds them up."""
+    tally = estimation.Tally()
+    for start in range(0, len(predictions), 100):
+        rows = slice(start, start + 100)
+        tally += estimation.tally(performance, predictions.iloc[rows], features.iloc[rows])
+    return tally.estimate()
+
+
 def estimate(probabilities: np.ndarray, classes, calibration=None) -> float:
-    """What `mlops predict` reports of a batch with these probabilities."""
+    """The accuracy `mlops predict` estimates of a batch with these probabilities."""
     frame = pd.DataFrame(probabilities, columns=[f"probability_{c}" for c in classes])
-    tally = estimation.ConfidenceTally(calibration)
-    for start in range(0, len(frame), 100):  # partition by partition, as predict adds them up
-        tally.add(frame.iloc[start : start + 100])
-    return tally.estimate()["accuracy"]
+    return estimated(calibration, frame, frame)["accuracy"]
 
 
 def test_the_estimate_follows_a_batch_shifted_towards_the_classes_the_model_confuses(rows):
@@ -74,7 +81,89 @@ def test_calibration_corrects_a_model_whose_confidence_understates_it(rows):
     assert calibration["rows"] == len(rows[3])
 
 
-def test_a_regressor_has_no_estimate():
-    tally = estimation.ConfidenceTally()
-    tally.add(pd.DataFrame({"prediction": [1.5, 2.5]}))
-    assert tally.estimate() is None
+def test_a_row_less_sure_than_any_validation_row_is_not_credited_with_their_accuracy():
+    # The validation rows were all at least 0.7 sure, and 99% right at that.
+    calibration = {"rows": 200, "confidence": [0.7, 0.9], "accuracy": [0.99, 1.0]}
+    sure, unsure = [0.05] * 9 + [0.55], [0.4] + [0.6 / 9] * 9  # top probability 0.55, 0.4
+    found = estimate(np.array([sure, unsure]), range(10), calibration)
+    assert found == pytest.approx((0.1 + 0.89 * 0.45 / 0.6 + 0.1 + 0.89 * 0.3 / 0.6) / 2)
+
+
+def test_a_regressor_without_a_loss_model_has_no_estimate():
+    frame = pd.DataFrame({"prediction": [1.5, 2.5]})
+    assert estimated(None, frame, frame) is None
+
+
+def prices(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A table as users have one: a number, a text category, gaps; the label's noise grows
+    with the size of the item, and is largest for the "used" ones."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0, 3, rows)
+    state = rng.choice(["new", "used", "refurbished"], rows)
+    age = rng.normal(5, 2, rows)
+    age[rng.random(rows) < 0.05] = np.nan
+    noise = rng.normal(size=rows) * (0.2 + size * np.where(state == "used", 1.5, 0.3))
+    price = 10 * size - 0.5 * np.nan_to_num(age, nan=5) + noise
+    return pd.DataFrame({"size": size, "state": state, "age": age}), price
+
+
+@pytest.fixture(scope="module")
+def regressor():
+    """A plain regressor of the prices, and its loss model fitted on 2,000 validation rows."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    def encoded(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(state=frame["state"].map({"new": 0, "used": 1, "refurbished": 2}))
+
+    X, y = prices(4000, seed=0)
+    model = HistGradientBoostingRegressor(max_iter=50, random_state=0).fit(encoded(X), y)
+    X_val, y_val = prices(2000, seed=1)
+    loss = estimation.fit_loss_model(X_val, model.predict(encoded(X_val)), y_val, seed=0)
+    return lambda frame: model.predict(encoded(frame)), loss
+
+
+def test_the_estimated_error_follows_a_batch_of_the_rows_the_regressor_gets_least_right(
+    regressor,
+):
+    predict, loss = regressor
+    X, y = prices(3000, seed=2)
+    predicted = predict(X)
+    errors = y - predicted
+    # Large used items: a shift of the features alone, inside the training data's support.
+    batches = {"all": np.ones(len(X), bool), "large used": (X["size"] > 2).to_numpy()
+               & (X["state"] == "used").to_numpy()}  # fmt: skip
+    found = {}
+    for name, rows in batches.items():
+        frame = pd.DataFrame({"prediction": predicted[rows]})
+        found[name] = estimated(loss, frame, X[rows].reset_index(drop=True))
+        real_mae = np.mean(np.abs(errors[rows]))
+        real_rmse = np.sqrt(np.mean(errors[rows] ** 2))
+        assert found[name]["mae"] == pytest.approx(real_mae, rel=0.1)
+        assert found[name]["rmse"] == pytest.approx(real_rmse, rel=0.1)
+        low, high = found[name]["rmse_interval"]
+        assert low < found[name]["rmse"] < high
+    assert found["large used"]["mae"] > 2 * found["all"]["mae"]  # the shift costs, and is seen
+    assert found["all"]["method"] == "direct loss estimation, fitted on 2000 validation rows"
+
+
+def test_the_loss_model_reads_a_category_it_never_saw_and_a_missing_feature_as_gaps(regressor):
+    predict, loss = regressor
+    X, _ = prices(10, seed=3)
+    odd = X.assign(state=["gifted"] * 10).drop(columns="age")
+    frame = pd.DataFrame({"prediction": predict(X)})
+    assert np.isfinite(estimated(loss, frame, odd)["mae"])
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "interval", "dropped"),
+    [(0.80, [0.75, 0.85], True), (0.95, [0.92, 0.98], False), (0.93, [0.85, 1.0], False)],
+)
+def test_an_estimate_is_a_drop_only_when_surely_worse_than_the_test_metric_by_the_tolerance(
+    accuracy, interval, dropped
+):
+    test = {"test_accuracy": 0.96, "test_accuracy_low": 0.94, "test_accuracy_high": 0.98}
+    estimate = {"accuracy": accuracy, "accuracy_interval": interval, "method": "confidence"}
+    drop = estimation.judge(estimate, test, tolerance=0.02)
+    assert drop.degraded is dropped and drop.estimated
+    assert drop.describe().startswith("Estimated drop" if dropped else "Estimate held")
+    assert estimation.judge(None, test, tolerance=0.02) is None
