@@ -1,5 +1,6 @@
 """The training flow: load -> validate -> types -> drift -> split -> screen leaks -> fit ->
-evaluate -> compress -> serve-check -> register -> promote.
+evaluate and compress (beside them: serve-check, champion re-scored) -> decide -> register ->
+promote.
 
 Each line of the flow is one step (flows/steps/, a module per stage); what a step does lives
 in tasks/.
@@ -7,6 +8,7 @@ in tasks/.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from prefect import flow
@@ -39,7 +41,7 @@ from tasks.core.parameters import DriftMode, Epochs, Seconds, TaskChoice
 from tasks.models.custom import CandidateEntry
 from tasks.platform.outcomes import Lineage, TrainingResult
 from tasks.platform.project import PromotionDeclaration
-from tasks.registry import jobs, tracking, versions
+from tasks.registry import jobs, serving, tracking, versions
 
 
 @flow(name="training")
@@ -90,7 +92,10 @@ def training_flow(
     settings, suite_path = before_work(data_uri, model_name, suite, candidates, promotion, sweep)
     exclude = sorted(exclude or [])
     run_tags = {FLOW_RUN_TAG: str(flow_run.id), "mlops.data_uri": data_uri}
-    with tracking.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id:
+    with (
+        tracking.tracking_run(settings, model_name, f"train-{model_name}", run_tags) as run_id,
+        contextlib.ExitStack() as scope,
+    ):
         tracking.log_params(settings, run_id, {"data_uri": data_uri, "target": target,
             "suite": suite_path.stem, "epochs": epochs, "drift_mode": drift_mode})  # fmt: skip
         frame = load_data(settings, run_id, data_uri, target, suite_path.stem)
@@ -104,6 +109,7 @@ def training_flow(
         )
         if done:
             return done.to_json()
+        warm = scope.enter_context(serving.warmed(settings))  # the serve check's, importing
         report = validate_data(settings, run_id, frame, suite_path)
         inputs, frame = read_features(settings, run_id, frame, target, suite_path, task, exclude)
         profile_data(settings, run_id, frame, target, inputs)
@@ -124,10 +130,13 @@ def training_flow(
             inputs,
             candidates,
         )
+        # Side by side with the evaluation: the serve check (its scoring server starts in a
+        # process of its own) and the champion's re-scoring; both only read the fitted model.
+        served = serve_check.submit(settings, run_id, candidates, splits, inputs, warm)
+        champion = score_champion.submit(settings, model_name, splits, inputs)
         candidates, plots = evaluate(settings, run_id, candidates, splits, inputs)
-        served = serve_check(settings, run_id, candidates, splits, inputs)
-        champion = score_champion(settings, model_name, splits, inputs)
-        decision = decide_promotion(settings, candidates, champion, splits, inputs)
+        decision = decide_promotion(settings, candidates, champion.result(), splits, inputs)
+        served = served.result()  # a model its server cannot load asks for no approval
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(model_name, run_id, str(flow_run.id), data_uri, target, snapshot,
             report, drift_report, device, job_key, jobs.code_version(), inputs, leaks)  # fmt: skip

@@ -9,8 +9,10 @@ pass of predictions, so a network pays its per-call cost once, not once per feat
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +58,18 @@ def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int
 
     # The shuffled copies are predicted many at a time (a call per copy would cost the network
     # more than the work), SCORING_ROWS rows a call: all of them at once, encoded, were the
-    # job's peak memory on a wide table.
+    # job's peak memory on a wide table. scikit-learn's predictions let go of the GIL (an
+    # SVM's kernel sums were most of a default job's explanation): a call per core at once.
     predict = estimator.predict_proba if hasattr(estimator, "classes_") else estimator.predict
     copies, per_call, parts = shuffled(), max(1, SCORING_ROWS // len(X)), []
-    while group := list(itertools.islice(copies, per_call)):
-        parts.append(predict(pd.concat(group, ignore_index=True)))
+    threads = _threads(estimator)
+    with ThreadPoolExecutor(threads) as pool:
+        while calls := [
+            pd.concat(group, ignore_index=True)
+            for _ in range(threads)
+            if (group := list(itertools.islice(copies, per_call)))
+        ]:
+            parts.extend(pool.map(predict, calls))
     outputs = joined(parts)
     drops = np.empty((len(X.columns), REPEATS))
     for block in range(len(X.columns) * REPEATS):
@@ -77,6 +86,12 @@ def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int
         for name, m, s in zip(X.columns, mean, spread, strict=True)
     ]
     return sorted(found, key=lambda f: -f["importance"])
+
+
+def _threads(estimator) -> int:
+    """Calls at once: one per core; one for a Keras network (its ``model_``), whose predict
+    is not safe to call from two threads."""
+    return 1 if hasattr(estimator, "model_") else max(1, len(os.sched_getaffinity(0)))
 
 
 def _metric(estimator, y, outputs: np.ndarray, metric: str) -> float:

@@ -146,12 +146,12 @@ def store_and_serve(
     candidates: CandidateResults,
     splits: Splits,
     inputs: ModelInputs,
+    warm: serving.WarmServer | None = None,
 ) -> serving.ServeCheck:
     """The chosen candidate stored on the run as an MLflow model (read back and checked), then
-    served by MLflow's scoring server, where it must answer a canary request from its input
-    example as it predicts here (unless MLOPS_SERVE_CHECK=false). Outside the registry lock:
-    the server takes seconds to start, and nothing here is registered yet."""
-    faults.point(settings, "before-register")
+    served by MLflow's scoring server (``warm``'s, started while the job ran, if it waits),
+    where it must answer a canary request from its input example as it predicts here (unless
+    MLOPS_SERVE_CHECK=false). Outside the registry lock: nothing here is registered yet."""
     logged = packaging.log_model(
         settings,
         run_id,
@@ -165,7 +165,7 @@ def store_and_serve(
         return serving.ServeCheck(logged, None)
     with tempfile.TemporaryDirectory() as scratch:
         served = faults.served_model(settings, "serve-check", logged.uri, Path(scratch))
-        return serving.check(settings, logged, settings.serve_check_timeout, served)
+        return serving.check(settings, logged, settings.serve_check_timeout, served, warm)
 
 
 def register_and_promote(
@@ -187,6 +187,7 @@ def register_and_promote(
     job registered meanwhile, nothing is (the version is None) unless the run was forced.
     """
     name, run_id = lineage.model, lineage.run_id
+    faults.point(settings, "before-register")
     with registry_lock(settings):
         versions.repair(settings, name)
         if not force and versions.find_job(settings, name, lineage.job_key) is not None:

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -36,6 +37,7 @@ POLL_SECONDS = 0.1  # between /ping polls while the server starts (it takes seco
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*")
 # What `mlflow models serve` says when the server it started exits: not the server's reason.
 _WRAPPER = "returned non zero return code"
+_LAUNCHER = Path(__file__).with_name("scoring_launcher.py")
 
 
 class ServingError(PlatformError):
@@ -111,13 +113,18 @@ def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
 
 
 def check(
-    settings: Settings, model: LoggedModel, seconds: float, served_uri: str | None = None
+    settings: Settings,
+    model: LoggedModel,
+    seconds: float,
+    served_uri: str | None = None,
+    warm: WarmServer | None = None,
 ) -> ServeCheck:
-    """Serve the model (``served_uri``, default its own) and send its input example; the
-    answer must be what the model predicts in this process, all within ``seconds``."""
+    """Serve the model (``served_uri``, default its own; by ``warm`` if it waits) and send its
+    input example; the answer must be what the model predicts in this process, all within
+    ``seconds``."""
     uri = served_uri or model.uri
     deadline = time.monotonic() + seconds
-    with scoring_server(settings, uri, seconds) as url:
+    with scoring_server(settings, uri, seconds, warm) as url:
         answer, latency_ms = canary(url, model.example, max(deadline - time.monotonic(), 1))
     if not same_predictions(answer, model.predictions):
         raise ServingError(
@@ -128,20 +135,73 @@ def check(
     return ServeCheck(model, latency_ms)
 
 
+@dataclass
+class WarmServer:
+    """A scoring server's process, its imports done, waiting for the model to serve (see
+    scoring_launcher.py), and the file its output goes to."""
+
+    process: subprocess.Popen
+    output: IO[str]
+
+    def serve(self, model_uri: str, port: int) -> bool:
+        """Hand it the model; False when it is no longer waiting (it exited)."""
+        if self.process.poll() is not None:
+            return False
+        request = {"model_uri": model_uri, "host": LOOPBACK, "port": port}
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.close()
+            return True
+        return False
+
+
 @contextlib.contextmanager
-def scoring_server(settings: Settings, model_uri: str, seconds: float) -> Iterator[str]:
-    """MLflow's scoring server for ``model_uri`` on a free loopback port while the block runs,
-    its URL once /ping answers; its process group is killed when the block ends, however."""
-    port = processes.free_port()
-    url = f"http://{LOOPBACK}:{port}"
+def warmed(settings: Settings) -> Iterator[WarmServer | None]:
+    """While the block runs, a scoring server importing what it needs in a process of its own
+    (on another core, beside the job's work), for the serve check to hand its model to; None
+    when the serve check is off. Ended with the block, used or not."""
+    if not settings.serve_check:
+        yield None
+        return
     with tempfile.TemporaryFile("w+") as output:
-        server = subprocess.Popen(
-            processes.ended_with_this_process(serve_command(model_uri, LOOPBACK, port)),
+        process = subprocess.Popen(
+            # -P: not its own folder first on sys.path (packaging.py there is not `packaging`)
+            processes.ended_with_this_process([sys.executable, "-P", str(_LAUNCHER)]),
             env=server_env(settings),
+            stdin=subprocess.PIPE,
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # it runs uvicorn as a child: one group to kill
+            text=True,
+            start_new_session=True,  # it may run workers: one group to kill
         )
+        try:
+            yield WarmServer(process, output)
+        finally:
+            processes.terminate([process.pid], grace=0)
+            process.wait()
+
+
+@contextlib.contextmanager
+def scoring_server(
+    settings: Settings, model_uri: str, seconds: float, warm: WarmServer | None = None
+) -> Iterator[str]:
+    """MLflow's scoring server for ``model_uri`` on a free loopback port while the block runs,
+    its URL once /ping answers; its process group is killed when the block ends, however. The
+    ``warm`` one serves it if it still waits; else `mlflow models serve` starts."""
+    port = processes.free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    with contextlib.ExitStack() as scope:
+        if warm is not None and warm.serve(model_uri, port):
+            server, output = warm.process, warm.output
+        else:
+            output = scope.enter_context(tempfile.TemporaryFile("w+"))
+            server = subprocess.Popen(
+                processes.ended_with_this_process(serve_command(model_uri, LOOPBACK, port)),
+                env=server_env(settings),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # it runs uvicorn as a child: one group to kill
+            )
         try:
             ready = processes.wait_until_ready(
                 lambda: processes.answers(f"{url}/ping"), server, seconds, POLL_SECONDS
