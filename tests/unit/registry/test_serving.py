@@ -129,3 +129,20 @@ def test_a_stored_model_served_for_real_answers_its_canary_and_refuses_a_wrong_r
             serving.canary(url, logged.example.drop(columns="pixel_3_3"), 30)
         port = int(url.rsplit(":", 1)[1])
     assert not processes.answers(f"http://127.0.0.1:{port}/ping")  # stopped with the block
+
+
+def test_a_server_started_before_the_model_exists_serves_it_and_ends_with_the_block(
+    stored_model,
+):
+    """The serve check's server imports while the job trains; handed the model, it answers
+    the canary as `mlflow models serve` does; unused, it ends with the job all the same."""
+    settings, logged = stored_model
+    settings = settings.model_copy(update={"serve_check": True})  # the tests' default is off
+    with serving.warmed(settings) as warm:
+        checked = serving.check(settings, logged, settings.serve_check_timeout, warm=warm)
+        assert warm.process.stdin.closed  # it was handed the model: no second server started
+    assert checked.tags()["serve_check"] == "true"
+    assert warm.process.poll() is not None
+    with serving.warmed(settings) as unused:
+        pass
+    assert unused.process.poll() is not None
