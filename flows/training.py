@@ -116,7 +116,7 @@ def training_flow(
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target, inputs)  # frame's rows move there
         leaks = screen_leaks(settings, run_id, splits, inputs)
-        device = detect_device(settings, run_id)
+        device = detect_device.submit(settings, run_id)  # its TensorFlow import: beside the fits
         candidates = train_candidates(
             settings,
             run_id,
@@ -139,7 +139,8 @@ def training_flow(
         served = served.result()  # a model its server cannot load asks for no approval
         decision = approval_gate(decision, require_approval, approval_timeout_seconds)
         lineage = Lineage(model_name, run_id, str(flow_run.id), data_uri, target, snapshot,
-            report, drift_report, device, job_key, jobs.code_version(), inputs, leaks)  # fmt: skip
+            report, drift_report, device.result(), job_key, jobs.code_version(), inputs,
+            leaks)  # fmt: skip
         version, decision = register_and_promote(
             settings, lineage, candidates, served, plots, decision, force
         )

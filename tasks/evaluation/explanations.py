@@ -61,8 +61,8 @@ def permutation_importance(estimator, X: pd.DataFrame, y, metric: str, seed: int
     # job's peak memory on a wide table. scikit-learn's predictions let go of the GIL (an
     # SVM's kernel sums were most of a default job's explanation): a call per core at once.
     predict = estimator.predict_proba if hasattr(estimator, "classes_") else estimator.predict
-    copies, per_call, parts = shuffled(), max(1, SCORING_ROWS // len(X)), []
-    threads = _threads(estimator)
+    threads = _threads(estimator)  # the calls at once share the rows a call may hold
+    copies, per_call, parts = shuffled(), max(1, SCORING_ROWS // (len(X) * threads)), []
     with ThreadPoolExecutor(threads) as pool:
         while calls := [
             pd.concat(group, ignore_index=True)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tasks.evaluation import evidence
+from tasks.evaluation import evidence, resampling
 from tasks.evaluation.resampling import Scorer
 
 
@@ -72,3 +72,13 @@ def test_an_interval_leaves_out_the_resamples_a_metric_is_undefined_on():
     point = score(np.arange(len(y)))
     for metric, (low, high) in intervals.items():
         assert low <= point[metric] <= high
+
+
+def test_resamples_scored_block_by_block_score_as_all_at_once(monkeypatch):
+    y, outputs = probabilities(200, 4, seed=5)
+    score = Scorer(y, outputs, np.arange(4))
+    positions = np.random.default_rng(3).integers(0, len(y), (50, 200))
+    whole = score.draws(positions)
+    monkeypatch.setattr(resampling, "BLOCK_CELLS", 700)  # blocks of 3 resamples, the last of 2
+    for metric, values in score.draws(positions).items():
+        np.testing.assert_array_equal(values, whole[metric])
