@@ -17,11 +17,17 @@ demo: $(STAMP)
 	$(BIN)/mlops train
 
 # --durations: the slowest tests in every log (CI's included), to see where the time goes.
+# -n: worker processes (pytest-xdist), each taking a whole test module at a time, the slowest
+# modules first (tests/conftest.py): most tests wait on servers and subprocesses, so two
+# workers keep two cores busy. `make test TEST_WORKERS=0` runs serially, for debugging.
+TEST_WORKERS ?= 2
+PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: lint
-	$(BIN)/pytest --durations=30
+	$(BIN)/pytest $(PARALLEL) --durations=30
 
 check: lint
-	$(BIN)/pytest tests/unit --durations=10
+	$(BIN)/pytest tests/unit $(PARALLEL) --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager, suppress
@@ -27,6 +30,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as load_settings() sets i
 # its job runner: about ten huey consumers (~250 MB each, tens of seconds of CPU at start),
 # which outlive the server's SIGTERM. The platform runs no MLflow jobs.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+# `mlflow ui` (the tracking server of `mlops up`) otherwise serves with 4 uvicorn workers:
+# 25 s of CPU and 1.3 GB to start where 1 worker takes 10 s and 0.5 GB, with two stacks up at
+# once under `pytest -n 2`. A user's `mlops up` keeps MLflow's default.
+os.environ.setdefault("MLFLOW_WORKERS", "1")
+# Prefect's own files (profiles, result storage, the SQLite database of a command's ephemeral
+# server) in a folder of this process's: never the developer's ~/.prefect, and never one that
+# the other worker of `pytest -n 2` writes at the same time. Commands the tests start inherit it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="mlops-tests-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 
 _ISOLATED = ("MLFLOW_TRACKING_URI", "MLOPS_ARTIFACT_URI", "PREFECT_API_URL")
 MOTO = str(Path(sys.executable).with_name("moto_server"))
@@ -34,6 +47,42 @@ MLOPS = str(Path(sys.executable).with_name("mlops"))  # the command, from this e
 # The serve check starts MLflow's scoring server for every registered version (seconds of
 # CPU each, dozens of versions): only the tests about serving (and on S3) turn it on.
 NOT_SERVED = ("MLOPS_SERVE_CHECK", "false")
+
+
+# The modules that take minutes (stacks, servers, real trainings), longest first. `make test`
+# runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: each worker takes a whole module at
+# a time, in this order, so the long ones start at once and the short ones fill in at the end
+# (xdist's own order, most tests first, would leave a long module running alone at the end).
+# From a full run's per-module seconds (2026-12-08); a module not named keeps its place after.
+SLOWEST_MODULES = (
+    "tests/integration/test_deployments.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_feedback.py",
+    "tests/integration/test_closed_loop.py",
+    "tests/integration/test_auth.py",
+    "tests/integration/test_model_serving.py",
+    "tests/integration/test_cli.py",
+    "tests/flows/test_training_flow.py",
+    "tests/integration/test_export.py",
+    "tests/integration/test_s3.py",
+    "tests/integration/test_sweep.py",
+    "tests/flows/test_custom_candidates.py",
+    "tests/integration/test_concurrency.py",
+    "tests/integration/test_project_deployments.py",
+    "tests/flows/test_mixed_data_flow.py",
+    "tests/integration/test_fresh_exports.py",
+    "tests/integration/test_postgres_stack.py",
+    "tests/unit/models/test_network.py",
+    "tests/unit/quality/test_suggest.py",
+    "tests/unit/quality/test_validation.py",
+    "tests/unit/platform/test_declare.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest modules first (a stable sort: each module's tests keep their order)."""
+    rank = {module: place for place, module in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def run_mlops(*args: str, env: dict[str, str], **options) -> subprocess.CompletedProcess:
@@ -149,10 +198,19 @@ def free_port():
     return _free_port
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing listens on, never one this process has handed out before (a stack takes
+    two at once; the other worker's ports are the kernel's to keep apart: it picks at random)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def wait_until(check, seconds: float, what: str):
