@@ -110,13 +110,15 @@ def training_flow(
         if done:
             return done.to_json()
         warm = scope.enter_context(serving.warmed(settings))  # the serve check's, importing
+        # TensorFlow's import beside the validation, not beside the fits: the job's memory
+        # peaks there, and the import's own would add to it
+        device = detect_device.submit(settings, run_id)
         report = validate_data(settings, run_id, frame, suite_path)
         inputs, frame = read_features(settings, run_id, frame, target, suite_path, task, exclude)
         profile_data(settings, run_id, frame, target, inputs)
         drift_report = check_drift(settings, run_id, model_name, frame, drift_mode)
         splits = split_data(settings, run_id, frame, target, inputs)  # frame's rows move there
         leaks = screen_leaks(settings, run_id, splits, inputs)
-        device = detect_device.submit(settings, run_id)  # its TensorFlow import: beside the fits
         candidates = train_candidates(
             settings,
             run_id,

@@ -366,6 +366,9 @@ PROCESS_DEFAULTS = {
     # (see docs/decisions.md).
     "OMP_WAIT_POLICY": "PASSIVE",
     "GIT_PYTHON_REFRESH": "quiet",
+    # Prefect gives a command's own API server 20 s to start; on two busy cores it can take
+    # longer, and the command then fails before any work.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     # MLflow's HTTP client retries 7 times with doubling waits (minutes); bounded, an
     # unreachable tracking server fails the run in seconds, with its address.

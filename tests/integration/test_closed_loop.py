@@ -60,7 +60,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_until(lambda: len(client.read_automations()) == 2, 120, "two automations")
+        wait_until(lambda: len(client.read_automations()) == 2, 300, "two automations")
         yield client
 
 
@@ -110,7 +110,7 @@ def test_a_drifted_batch_retrains_by_itself_once_per_cooldown(stack, prefect, ch
     result, stderr = predict(stack, batch)
     assert result["drift"]["detected"] and result["prediction_drift"]["detected"]
     assert "no enabled" not in stderr  # the automation is there: no warning that none can run
-    (run,) = wait_until(lambda: retrain_runs(prefect), 120, "a retrain run the automation starts")
+    (run,) = wait_until(lambda: retrain_runs(prefect), 300, "a retrain run the automation starts")
     assert run.parameters == {
         "model_name": "digits",
         "data_uri": "builtin:digits",

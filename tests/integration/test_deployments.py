@@ -42,7 +42,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_until(lambda: len(client.read_deployments()) == 5, 120, "five deployments")
+        wait_until(lambda: len(client.read_deployments()) == 5, 300, "five deployments")
         yield client
 
 

@@ -49,7 +49,7 @@ def prefect(stack):
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as client:
-        wait_until(lambda: len(client.read_deployments()) == 6, 120, "six deployments")
+        wait_until(lambda: len(client.read_deployments()) == 6, 300, "six deployments")
         yield client
 
 
