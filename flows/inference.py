@@ -162,8 +162,9 @@ def monitor_batch(
     `mlops.drift.detected` event (whose automation retrains the model). The version's tags
     name its last recorded ``batch``, which `mlops feedback` joins labels with. The batch's
     ``estimate`` judged against the test metric (returned), on the run as `estimated_*`, and
-    on a surely worse one the `mlops.performance.estimated-drop` event (an alert). One step:
-    each step costs a Prefect task run's overhead, more than this work on a small batch."""
+    on a surely worse one `mlops.performance.degraded` marked estimated (whose automation
+    retrains the model once a person approves). One step: each step costs a Prefect task
+    run's overhead, more than this work on a small batch."""
     from datetime import UTC, datetime
 
     from prefect.runtime import flow_run
@@ -216,7 +217,8 @@ def predict_flow(
     root, a Parquet part per partition (batch id, key, prediction, probabilities, version,
     time), for `mlops feedback` to join the labels that arrive later; its performance is
     estimated meanwhile (a classifier's accuracy from its confidence, a regressor's error
-    from its model of its errors), and a surely worse estimate sends an alert.
+    from its model of its errors), and a surely worse estimate sends the degraded event,
+    marked estimated.
 
     Args:
         data_uri: Rows to score: builtin:NAME, a .csv or .parquet path; the label may be absent.

@@ -65,8 +65,9 @@ def predict(
         )
     if (drop := result["estimated_drop"]) and drop["degraded"]:
         typer.echo(
-            f"{drop['summary']} (event mlops.performance.estimated-drop sent: an alert; labels "
-            "decide a retraining, through `mlops feedback`)"
+            f"{drop['summary']} (event mlops.performance.degraded, marked estimated, sent: a "
+            "retraining awaits approval where an automation listens; `mlops feedback` with the "
+            "batch's labels confirms it)"
         )
     if result["unseen_categories"]:
         shown = ", ".join(f"{k}: {v} rows" for k, v in result["unseen_categories"].items())

@@ -16,12 +16,12 @@ from tasks.quality.monitoring import BatchCheck
 logger = logging.getLogger(__name__)
 
 DRIFT_DETECTED = "mlops.drift.detected"
-# A champion's production metric, from labels fed back, significantly worse than its test
-# metric: the same automations as drift retrain on it.
+# A champion's production metric significantly worse than its test metric: measured from
+# labels fed back, or estimated before them (marked by ESTIMATED, on the resource and in the
+# payload). The same automations as drift retrain on it, approval required: an estimate is
+# blind where a model is wrong with confidence, so a person confirms it.
 PERFORMANCE_DEGRADED = "mlops.performance.degraded"
-# The same judged of a batch's metric estimated before its labels: an alert only, which no
-# automation retrains on (an estimate is blind where a model is wrong with confidence).
-PERFORMANCE_ESTIMATED_DROP = "mlops.performance.estimated-drop"
+ESTIMATED = "mlops.estimated"
 PROMOTED = "mlops.model.promoted"
 REJECTED = "mlops.model.rejected"
 RETRAIN_ON_DRIFT = "mlops-retrain-on-drift"
@@ -60,11 +60,19 @@ def version_resource(model: str, version: str) -> dict[str, str]:
     }
 
 
-def emit(event: str, model: str, version: str, payload: dict[str, Any]) -> None:
-    """Send one event about a version to the Prefect API (its event feed, its automations)."""
+def emit(
+    event: str,
+    model: str,
+    version: str,
+    payload: dict[str, Any],
+    labels: dict[str, str] | None = None,
+) -> None:
+    """Send one event about a version to the Prefect API (its event feed, its automations);
+    ``labels`` join the version's resource."""
     from prefect.events import emit_event
 
-    emit_event(event=event, resource=version_resource(model, version), payload=payload)
+    resource = version_resource(model, version) | (labels or {})
+    emit_event(event=event, resource=resource, payload=payload)
     logger.info("Event %s sent for %s v%s", event, model, version)
 
 
@@ -92,15 +100,14 @@ def announce_drift(check: BatchCheck, details: dict[str, str], flow_run_id: str)
 
 
 def announce_degraded(feedback: Feedback, details: dict[str, str], flow_run_id: str) -> None:
-    """On lost performance, `mlops.performance.degraded` for the version, with the labels'
-    statistics and ``details`` (the labels, and what retraining reads: `target`,
-    `training_data_uri`); a warning when nothing will act on it."""
+    """On lost performance, `mlops.performance.degraded` for the version, marked measured,
+    with the labels' statistics and ``details`` (the labels, and what retraining reads:
+    `target`, `training_data_uri`); a warning when nothing will act on it."""
     if not feedback.degraded:
         return
     model, version = feedback.model, feedback.version
     payload = {**feedback.payload(), **details, "flow_run_id": flow_run_id}
-    emit(PERFORMANCE_DEGRADED, model, version, payload)
-    missing = drift_listener_missing(model)
+    missing = _send_degraded(model, version, feedback.degradation, payload)
     if missing:
         logger.warning(
             "Lost performance of %s v%s is recorded (event %s, the version's feedback.* tags), "
@@ -116,26 +123,41 @@ def announce_estimated_drop(
     model: str, version: str, drop: Degradation | None, details: dict[str, Any]
 ) -> None:
     """When a batch's estimated metric is surely worse than the test metric (judged as labels
-    are), `mlops.performance.estimated-drop` for the version, with the judgement and
-    ``details`` (the batch, its estimate). An alert: labels decide a retraining."""
+    are), `mlops.performance.degraded` for the version, marked estimated, with the judgement
+    and ``details`` (the batch, its estimate, what retraining reads): the automations that
+    retrain on lost performance react to it too, approval required. A warning either way."""
     if drop is None or not drop.degraded:
         return
-    emit(PERFORMANCE_ESTIMATED_DROP, model, version, {**drop.as_dict(), "summary": drop.describe(),
-                                                        **details})  # fmt: skip
+    payload = {**drop.as_dict(), "summary": drop.describe(), **details}
+    missing = _send_degraded(model, version, drop, payload)
     logger.warning(
-        "%s of %s v%s (event %s sent; no automation retrains on an estimate: `mlops feedback` "
-        "with the batch's labels decides)",
+        "%s, of %s v%s (event %s, marked estimated, sent%s; `mlops feedback` with the batch's "
+        "labels confirms it)%s",
         drop.describe(),
         model,
         version,
-        PERFORMANCE_ESTIMATED_DROP,
+        PERFORMANCE_DEGRADED,
+        "" if missing else ": a retraining awaits approval",
+        f", but {missing}" if missing else "",
     )
 
 
+def _send_degraded(
+    model: str, version: str, degradation: Degradation, payload: dict[str, Any]
+) -> str | None:
+    """`mlops.performance.degraded` for the version, marked measured or estimated (`estimated`
+    in the payload, `mlops.estimated` on the resource); why nothing will retrain the model on
+    it, None when something will."""
+    estimated = degradation.estimated
+    marked = {ESTIMATED: str(estimated).lower()}
+    emit(PERFORMANCE_DEGRADED, model, version, {**payload, "estimated": estimated}, marked)
+    return drift_listener_missing(model)
+
+
 def drift_listener_missing(model: str) -> str | None:
-    """Why nothing on the Prefect API will retrain ``model`` on a drift event (no automation,
-    or no deployment for it to run: the model's own `retrain-NAME`, else `retrain`); None when
-    both are there."""
+    """Why nothing on the Prefect API will retrain ``model`` on a drift or degraded event (no
+    automation, or no deployment for it to run: the model's own `retrain-NAME`, else
+    `retrain`); None when both are there."""
     from prefect import get_client
 
     own = DriftRetraining(model, None)
@@ -237,8 +259,8 @@ def _retrain_on_drift(settings: Settings, retraining: DriftRetraining):
         which = retraining.model
     return AutomationCore(
         name=retraining.automation_name,
-        description=f"Drift in a batch prediction, or lost performance, retrains {which}, with "
-        "approval required; "
+        description=f"Drift in a batch prediction, or lost performance (measured from labels, "
+        f"or estimated before them), retrains {which}, with approval required; "
         f"at most once per {cooldown} s per model.",
         trigger=EventTrigger(
             expect={DRIFT_DETECTED, PERFORMANCE_DEGRADED},
