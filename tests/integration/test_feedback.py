@@ -214,7 +214,7 @@ def test_on_the_production_stack_degraded_labels_start_a_retraining_awaiting_app
         with SyncPrefectClient(api=stack["servers"]["prefect_api_url"]) as prefect:
             (retraining,) = wait_until(
                 lambda: prefect.read_automations_by_name(events.RETRAIN_ON_DRIFT),
-                180,
+                300,
                 "the retraining automation",
             )
             # It retrains on drift and on lost performance, measured or estimated (one event).
@@ -236,7 +236,7 @@ def test_on_the_production_stack_degraded_labels_start_a_retraining_awaiting_app
                 runs = prefect.read_flow_runs(deployment_filter=only)
                 return [r for r in runs if r.parameters.get("require_approval") is True]
 
-            (run,) = wait_until(started, 120, "a retrain run the degraded event starts")
+            (run,) = wait_until(started, 300, "a retrain run the degraded event starts")
             prefect.set_flow_run_state(run.id, Cancelled(message="test: seen"), force=True)
     assert run.parameters == {
         "model_name": "digits",
