@@ -107,7 +107,8 @@ def compare(
     whole = np.arange(rows)
     difference = improvement(metric, challenger(whole)[metric], champion(whole)[metric])
     positions, scale = _resamples(rows, seed, BOOTSTRAP_ROUNDS)
-    new, old = challenger.draws(positions)[metric], champion.draws(positions)[metric]
+    new = challenger.draws(positions, (metric,))[metric]
+    old = champion.draws(positions, (metric,))[metric]
     kept = np.isfinite(new) & np.isfinite(old)  # a metric undefined on a resample: left out
     pairs = zip(new[kept], old[kept], strict=True)
     paired = np.array([improvement(metric, a, b) for a, b in pairs])

@@ -51,23 +51,28 @@ class Scorer:
             scores = score_probabilities(y, outputs, self.classes)
         return {metric: scores[metric] for metric in self.metrics}
 
-    def draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
-        """Each metric of each resample (a row of ``positions``), NaN where undefined; a
-        block of resamples at a time, so that the arrays stay small whatever the test set."""
+    def draws(
+        self, positions: np.ndarray, metrics: tuple[str, ...] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each metric (of ``metrics``, default all) of each resample (a row of
+        ``positions``), NaN where undefined; a block of resamples at a time, so that the
+        arrays stay small whatever the test set."""
+        metrics = metrics or self.metrics
         step = max(1, BLOCK_CELLS // positions.shape[1])
-        parts = [self._drawn(positions[at : at + step]) for at in range(0, len(positions), step)]
-        return {metric: np.concatenate([part[metric] for part in parts]) for metric in self.metrics}
+        parts = [self._drawn(positions[at : at + step], metrics)
+                 for at in range(0, len(positions), step)]  # fmt: skip
+        return {metric: np.concatenate([part[metric] for part in parts]) for metric in metrics}
 
-    def _drawn(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+    def _drawn(self, positions: np.ndarray, metrics: tuple[str, ...]) -> dict[str, np.ndarray]:
         if self.classes is None:
             y, predicted = self.y_true.astype(float), self.outputs.astype(float)
-            return _regressor_draws(y, predicted, positions, self.metrics)
+            return _regressor_draws(y, predicted, positions, metrics)
         codes = _codes(self.y_true, self.classes)
         if (codes >= 0).all():
-            return _classifier_draws(codes, self.outputs, positions, self.metrics)
+            return _classifier_draws(codes, self.outputs, positions, metrics)
         # Labels the model never saw (production's): scikit-learn's rules, a resample at a time.
         scored = [self._or_nan(rows) for rows in positions]
-        return {metric: np.array([s[metric] for s in scored]) for metric in self.metrics}
+        return {metric: np.array([s[metric] for s in scored]) for metric in metrics}
 
     def _or_nan(self, rows: np.ndarray) -> dict[str, float]:
         try:
