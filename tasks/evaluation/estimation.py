@@ -6,7 +6,10 @@ the expected share of rows it gets right is the mean of the probability of the c
 predicts. A model's own probabilities are seldom calibrated (the platform's SVM on digits: 0.87
 confident, 0.97 right), so training fits a map from the top probability to the share of rows
 right on the validation rows (isotonic, top-label; monitor/calibration.json); a version
-without one is estimated from its probabilities as they are.
+without one is estimated from its probabilities as they are. Its macro F1 from the same
+confidence: a row predicted k adds its calibrated accuracy to k's expected true positives, the
+rest to k's false positives and, shared as the model's probabilities of the other classes,
+to their false negatives; sums over rows, so partitions add up.
 
 A regressor's error by direct loss estimation (DLE, as NannyML's): training fits two small
 gradient-boosting models on (a sample of) the validation rows, from a row's features and the
@@ -41,8 +44,9 @@ CALIBRATION_FILE = "monitor/calibration.json"
 LOSS_MODEL_FILE = "monitor/loss_model.joblib"
 # The validation rows the loss model is fitted on, at most (a seeded sample): a few seconds.
 LOSS_MODEL_ROWS = 20_000
-# The metrics an estimate holds, of either task (each with its `_interval`).
-METRICS = ("accuracy", "mae", "rmse")
+# The metrics an estimate holds, of either task (each with its `_interval`), named as the
+# batch's measured metrics that `feedback` shows them beside.
+METRICS = ("accuracy", "f1_macro", "mae", "rmse")
 _CATEGORIES = 100  # a text feature's most frequent values the loss model tells apart
 _Z = 1.959964  # the normal quantile of a two-sided 95% interval (LEVEL)
 
@@ -150,6 +154,9 @@ class Tally:
     rows: int = 0
     sums: dict[str, float] = field(default_factory=dict)
     variances: dict[str, float] = field(default_factory=dict)
+    # A classifier's expected true positives, false positives and false negatives per class
+    # (in the order of its probability columns), and what their interval needs (`_confusion`).
+    classes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def add(self, quantity: str, expected: np.ndarray, variance: np.ndarray) -> None:
         self.sums[quantity] = self.sums.get(quantity, 0.0) + float(np.sum(expected))
@@ -163,6 +170,7 @@ class Tally:
         both = Tally(self.method, self.rows + other.rows, dict(self.sums), dict(self.variances))
         for quantity in other.sums:
             both.add(quantity, other.sums[quantity], other.variances[quantity])
+        both.classes = {k: self.classes[k] + other.classes[k] for k in self.classes}
         return both
 
     def estimate(self) -> dict[str, Any] | None:
@@ -183,7 +191,62 @@ class Tally:
                 name, point, low, high = "rmse", *(math.sqrt(v) for v in (point, low, high))
             found[name] = round(point, 6)
             found[f"{name}_interval"] = [round(low, 6), round(high, 6)]
+        if self.classes:
+            point, spread = _f1_macro(**self.classes)
+            found["f1_macro"] = round(point, 6)
+            found["f1_macro_interval"] = [
+                round(max(0.0, point - spread), 6), round(min(1.0, point + spread), 6)
+            ]  # fmt: skip
         return {**found, "level": LEVEL, "method": self.method}
+
+
+def _confusion(probabilities: np.ndarray, right: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch's expected confusion per class, CBPE's way: a row predicted k and right with
+    probability ``right`` (its calibrated accuracy) adds that to k's true positives and the
+    rest to k's false positives; the rest is the false negatives of the other classes, shared
+    as the model's probabilities of them are (evenly where it gives them none). Sums over
+    rows, so a batch's are its partitions' added up; with the sums of products of the rows'
+    chances that the interval needs (K x K numbers, each row's outcome one draw)."""
+    rows, classes = probabilities.shape
+    predicted = probabilities.argmax(axis=1)
+    others = probabilities.copy()
+    others[np.arange(rows), predicted] = 0.0
+    mass = others.sum(axis=1, keepdims=True)
+    even = np.full_like(others, 1 / max(classes - 1, 1))
+    even[np.arange(rows), predicted] = 0.0
+    share = np.divide(others, mass, out=even, where=mass > 0)
+    missed = (1 - right)[:, None] * share  # each row's chance to be a false negative of j
+    weighted = right[:, None] * missed
+    return {
+        "tp": np.bincount(predicted, weights=right, minlength=classes),
+        "fp": np.bincount(predicted, weights=1 - right, minlength=classes),
+        "fn": missed.sum(axis=0),
+        "tp_squares": np.bincount(predicted, weights=right**2, minlength=classes),
+        "tp_fn": np.column_stack(
+            [np.bincount(predicted, weights=column, minlength=classes) for column in weighted.T]
+        ),
+        "fn_fn": missed.T @ missed,
+    }
+
+
+def _f1_macro(tp, fp, fn, tp_squares, tp_fn, fn_fn) -> tuple[float, float]:
+    """The macro F1 of expected counts, over the classes expected or predicted at all (as
+    scikit-learn's over the labels present), and the half-width of its 95% interval by the
+    delta method (each class's predicted rows, TP + FP, fixed; each row's outcome one draw)."""
+    denominator = 2 * tp + fp + fn
+    present = denominator > 0
+    if not present.any():
+        return 0.0, 0.0
+    d = np.where(present, denominator, 1.0)
+    f1 = 2 * tp / d
+    # F1 = 2 TP / (predicted + TP + FN): its slopes in TP and in FN, of the classes present.
+    slope_tp = np.where(present, 2 * (tp + fp + fn) / d**2, 0.0)
+    slope_fn = np.where(present, -2 * tp / d**2, 0.0)
+    # The sum over rows of a row's variance, E[slope^2] - E[slope]^2 of its one outcome.
+    variance = slope_tp**2 @ tp + slope_fn**2 @ fn - slope_tp**2 @ tp_squares
+    variance -= 2 * slope_tp @ tp_fn @ slope_fn + slope_fn @ fn_fn @ slope_fn
+    count = int(present.sum())
+    return float(f1[present].mean()), _Z * math.sqrt(max(variance, 0.0)) / count
 
 
 def _calibrated(top: np.ndarray, calibration: dict[str, Any], classes: int) -> np.ndarray:
@@ -209,13 +272,15 @@ def tally(performance: Any, predictions: pd.DataFrame, features: pd.DataFrame) -
     regressor's from ``performance`` when it is the version's loss model, else nothing."""
     columns = [c for c in predictions.columns if c.startswith("probability_")]
     if columns:
-        top = predictions[columns].to_numpy(dtype=float).max(axis=1)
+        probabilities = predictions[columns].to_numpy(dtype=float)
+        top = probabilities.max(axis=1)
         method = "confidence (CBPE), uncalibrated: the version keeps no calibration"
         if isinstance(performance, dict):
             top = _calibrated(top, performance, len(columns))
             method = f"confidence (CBPE), calibrated on {performance['rows']} validation rows"
         found = Tally(method, len(top))
         found.add("accuracy", top, top * (1 - top))  # a sum of Bernoulli draws
+        found.classes = _confusion(probabilities, top)
         return found
     if not isinstance(performance, LossModel) or not len(predictions):
         return Tally()

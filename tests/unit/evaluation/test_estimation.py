@@ -167,3 +167,52 @@ def test_an_estimate_is_a_drop_only_when_surely_worse_than_the_test_metric_by_th
     assert drop.degraded is dropped and drop.estimated
     assert drop.describe().startswith("Estimated drop" if dropped else "Estimate held")
     assert estimation.judge(None, test, tolerance=0.02) is None
+
+
+def calibrated_batch(rows: int, classes: int, shift: float, seed: int):
+    """A well-calibrated classifier's probabilities and labels drawn from them; ``shift``
+    makes the first class likelier (a batch shifted in what the model sees)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(rows, classes)) * 1.5
+    logits[:, 0] += shift
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = (rng.random(rows)[:, None] > probabilities.cumsum(axis=1)).sum(axis=1)
+    frame = pd.DataFrame(probabilities, columns=[f"probability_{c}" for c in range(classes)])
+    return frame, np.minimum(labels, classes - 1)
+
+
+@pytest.mark.parametrize(("classes", "shift"), [(3, 0.0), (4, 0.0), (4, 1.5)])
+def test_the_macro_f1_of_a_calibrated_classifier_is_estimated_from_its_confidence(classes, shift):
+    from sklearn.metrics import f1_score
+
+    frame, labels = calibrated_batch(20_000, classes, shift, seed=classes)
+    found = estimated(None, frame, frame)
+    real = f1_score(labels, frame.to_numpy().argmax(axis=1), average="macro")
+    assert found["f1_macro"] == pytest.approx(real, abs=0.02)
+    low, high = found["f1_macro_interval"]
+    assert low < found["f1_macro"] < high and high - low < 0.05
+    assert set(estimation.values(found)) == {"accuracy", "f1_macro"}
+
+
+def test_a_batch_tallied_in_halves_is_estimated_as_a_whole():
+    frame, _ = calibrated_batch(5_000, 3, 0.5, seed=7)
+    calibration = {"rows": 100, "confidence": [0.4, 0.9], "accuracy": [0.3, 0.95]}
+    whole = estimation.tally(calibration, frame, frame).estimate()
+    halves = [frame.iloc[:1234], frame.iloc[1234:]]
+    summed = sum((estimation.tally(calibration, h, h) for h in halves), estimation.Tally())
+    parts = summed.estimate()
+    assert parts["method"] == whole["method"]
+    for name in ("accuracy", "f1_macro"):
+        assert parts[name] == pytest.approx(whole[name], abs=1e-6)
+        assert parts[f"{name}_interval"] == pytest.approx(whole[f"{name}_interval"], abs=1e-6)
+    assert whole["f1_macro"] != pytest.approx(whole["accuracy"])
+
+
+def test_a_class_never_predicted_nor_expected_is_left_out_of_the_macro_f1():
+    # Sure of class 0 or 1, never of class 2, which gets no probability: as scikit-learn's
+    # macro over the labels present, the estimate averages classes 0 and 1 only.
+    probabilities = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    frame = pd.DataFrame(probabilities, columns=["probability_a", "probability_b", "probability_c"])
+    found = estimated(None, frame, frame)
+    assert found["f1_macro"] == pytest.approx(1.0)
+    assert found["accuracy"] == pytest.approx(1.0)
