@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.core.errors import first_line
+from tasks.core.errors import PlatformError, first_line
 from tasks.data.features import ModelInputs, Task
 from tasks.data.splits import Splits
 from tasks.evaluation import evidence, promotion, scoring
@@ -21,7 +21,7 @@ from tasks.platform import faults
 from tasks.platform.outcomes import CandidateResults, Lineage
 from tasks.platform.settings import Settings
 from tasks.registry import model_card, packaging, serving, tracking, versions
-from tasks.registry.store import registry_lock
+from tasks.registry.store import RegistryError, registry_lock, unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +207,15 @@ def register_and_promote(
         faults.point(settings, "after-register")
         try:
             record_decision(settings, lineage, version, candidates, plots, decision)
-        except BaseException:
+        except BaseException as exc:
             versions.delete_version(settings, version)
+            if isinstance(exc, Exception) and not isinstance(exc, PlatformError):
+                raise RegistryError(
+                    unreachable(settings, exc)
+                    or f"could not record the decision on {name} v{version.version} (its card, "
+                    f"tags or alias): {first_line(exc)}; the version was removed: nothing "
+                    "registered"
+                ) from exc
             raise
         faults.point(settings, "after-alias")
         versions.complete_registration(settings, version)
