@@ -36,6 +36,8 @@ class Scorer:
         self.classes = None if classes is None else np.asarray(classes)
         default = REGRESSOR_METRICS if classes is None else CLASSIFIER_METRICS
         self.metrics = metrics or default
+        # Each label's position among the classes (-1: one the model never saw), found once.
+        self.codes = None if self.classes is None else _codes(self.y_true, self.classes)
 
     def __call__(self, rows: np.ndarray) -> dict[str, float]:
         """The metrics of the rows at ``rows`` (scikit-learn's; ValueError where undefined)."""
@@ -67,9 +69,8 @@ class Scorer:
         if self.classes is None:
             y, predicted = self.y_true.astype(float), self.outputs.astype(float)
             return _regressor_draws(y, predicted, positions, metrics)
-        codes = _codes(self.y_true, self.classes)
-        if (codes >= 0).all():
-            return _classifier_draws(codes, self.outputs, positions, metrics)
+        if (self.codes >= 0).all():
+            return _classifier_draws(self.codes, self.outputs, positions, metrics)
         # Labels the model never saw (production's): scikit-learn's rules, a resample at a time.
         scored = [self._or_nan(rows) for rows in positions]
         return {metric: np.array([s[metric] for s in scored]) for metric in metrics}
