@@ -20,7 +20,7 @@ from tasks.models import custom
 from tasks.models.custom import CandidateEntry
 from tasks.platform.settings import Settings
 from tasks.quality.failures import plain_values
-from tasks.registry.store import RegistryError, client, refused, unreachable
+from tasks.registry.store import RegistryError, client, failed_write
 
 MODEL_CODE = Path(__file__).with_name("classifier_model.py")
 # The MLmodel metadata key of each feature's kind (numeric or categorical): the signature
@@ -113,10 +113,8 @@ def log_model(
                     code_paths=[str(code)] if code is not None else None,
                 )
         except Exception as exc:
-            # An unreachable or refusing tracking server is said as everywhere else.
-            plain = unreachable(settings, exc) or refused(settings, exc)
             stored = f"could not store the model of run {run_id}: {first_line(exc)}"
-            raise RegistryError(plain or f"{stored}; nothing registered") from exc
+            raise failed_write(settings, exc, f"{stored}; nothing registered") from exc
         client(settings).update_run(run_id, status="RUNNING")
     _read_back(info.model_uri, example, predictions)
     return LoggedModel(info.model_uri, info.model_id, example, predictions)

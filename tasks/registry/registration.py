@@ -21,7 +21,7 @@ from tasks.platform import faults
 from tasks.platform.outcomes import CandidateResults, Lineage
 from tasks.platform.settings import Settings
 from tasks.registry import model_card, packaging, serving, tracking, versions
-from tasks.registry.store import RegistryError, registry_lock, unreachable
+from tasks.registry.store import failed_write, registry_lock
 
 logger = logging.getLogger(__name__)
 
@@ -210,11 +210,12 @@ def register_and_promote(
         except BaseException as exc:
             versions.delete_version(settings, version)
             if isinstance(exc, Exception) and not isinstance(exc, PlatformError):
-                raise RegistryError(
-                    unreachable(settings, exc)
-                    or f"could not record the decision on {name} v{version.version} (its card, "
-                    f"tags or alias): {first_line(exc)}; the version was removed: nothing "
-                    "registered"
+                recorded = f"could not record the decision on {name} v{version.version}"
+                raise failed_write(
+                    settings,
+                    exc,
+                    f"{recorded} (its card, tags or alias): {first_line(exc)}; the version "
+                    "was removed: nothing registered",
                 ) from exc
             raise
         faults.point(settings, "after-alias")

@@ -115,6 +115,12 @@ def unless_refused(settings: Settings, what: str) -> Iterator[None]:
         logger.warning("%s not recorded: %s", what, refused(settings, exc))
 
 
+def failed_write(settings: Settings, exc: BaseException, otherwise: str) -> RegistryError:
+    """A registry write that failed, said in one line: an unreachable or refusing tracking
+    server as everywhere else, else ``otherwise``."""
+    return RegistryError(unreachable(settings, exc) or refused(settings, exc) or otherwise)
+
+
 def refused(settings: Settings, exc: BaseException) -> str | None:
     """A tracking server with basic auth that refused this process's account (401: the
     credentials; 403: a permission), said plainly; None for any other failure.
